@@ -1,0 +1,113 @@
+# wsgw — build, test, fuzz and benchmark.  `make help` lists the targets.
+#
+# Layout of build/: obj/ (normal build, -O2), asan/ (ASan+UBSan build of the
+# same sources, used by `make test`), fuzz/ (clang libFuzzer targets).
+
+CC       ?= gcc
+CLANG    ?= clang
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wvla -Wformat=2
+CSTD     := -std=c11 -D_GNU_SOURCE
+OPT      ?= -O2 -g
+CFLAGS   := $(CSTD) $(WARN) $(OPT) -Iproto -MMD -MP
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+PROTO_LIBS := -lssl -lcrypto -lz
+
+B := build
+PROTO_SRC := $(wildcard proto/*.c)
+PROTO_OBJ := $(PROTO_SRC:%.c=$(B)/obj/%.o)
+PROTO_ASAN_OBJ := $(PROTO_SRC:%.c=$(B)/asan/%.o)
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/%)
+UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
+
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/asan/replay/%)
+FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all test unit fuzz fuzz-build bench-proto deps clean help
+all: $(B)/libwsproto.a $(UNIT_BIN)
+
+help:
+	@echo "make            build everything (-Wall -Wextra -Werror)"
+	@echo "make test       unit tests (normal + ASan/UBSan) and fuzz-corpus replay"
+	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)"
+	@echo "make bench-proto  parse+unmask+UTF-8 throughput of proto/"
+	@echo "make deps       install missing Debian packages"
+
+# ---- proto library --------------------------------------------------------
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(B)/asan/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -c $< -o $@
+
+$(B)/libwsproto.a: $(PROTO_OBJ)
+	ar rcs $@ $^
+$(B)/libwsproto-asan.a: $(PROTO_ASAN_OBJ)
+	ar rcs $@ $^
+
+# ---- unit tests -----------------------------------------------------------
+$(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(B)/libwsproto.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit $< $(B)/libwsproto.a $(PROTO_LIBS) -o $@
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/test.h $(B)/libwsproto-asan.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -Itests/unit $< $(B)/libwsproto-asan.a $(PROTO_LIBS) -o $@
+
+# ---- fuzz targets: replay (gcc + sanitizers) and libFuzzer (clang) ---------
+$(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(B)/libwsproto-asan.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< tests/fuzz/replay.c $(B)/libwsproto-asan.a $(PROTO_LIBS) -o $@
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC)
+	@mkdir -p $(@D)
+	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto \
+	  -fsanitize=fuzzer,address,undefined $< $(PROTO_SRC) $(PROTO_LIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN)
+fuzz: deps $(FUZZ_BIN)
+	@set -e; for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(B)/fuzz/corpus-$$n; \
+	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
+	  $(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -print_final_stats=1 $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
+	  echo "   new corpus entries: $(B)/fuzz/corpus-$$n (merge with: make fuzz-merge)"; \
+	done
+fuzz-merge: $(FUZZ_BIN)
+	@for n in $(FUZZ_NAMES); do \
+	  $(B)/fuzz/fuzz_$$n -merge=1 tests/fuzz/corpus/$$n $(B)/fuzz/corpus-$$n 2>&1 | tail -n 1; done
+
+# ---- test -----------------------------------------------------------------
+unit: $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
+test: deps unit
+	@echo "== unit tests (-O2), unit tests (ASan+UBSan), fuzz corpus replay (ASan+UBSan)"
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  tests/run-unit.sh $(UNIT_BIN) $(UNIT_ASAN) \
+	  $(foreach n,$(FUZZ_NAMES),"$(B)/asan/replay/$(n) $(n) tests/fuzz/corpus/$(n)")
+
+# ---- benchmarks -------------------------------------------------------------
+$(B)/bench/bench_proto: tests/bench/bench_proto.c $(B)/libwsproto.a
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Iproto $< $(PROTO_SRC) $(PROTO_LIBS) -o $@
+bench-proto: $(B)/bench/bench_proto
+	$(B)/bench/bench_proto
+
+# ---- dependencies -----------------------------------------------------------
+DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev libcjson-dev \
+            clang libclang-rt-14-dev redis-server python3-websockets python3-pytest python3-redis \
+            openssl
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
