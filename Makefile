@@ -8,14 +8,21 @@ CLANG    ?= clang
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wvla -Wformat=2
 CSTD     := -std=c11 -D_GNU_SOURCE
 OPT      ?= -O2 -g
-CFLAGS   := $(CSTD) $(WARN) $(OPT) -Iproto -MMD -MP
+CFLAGS   := $(CSTD) $(WARN) $(OPT) -Iproto -Igateway -MMD -MP
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 PROTO_LIBS := -lssl -lcrypto -lz
+GW_LIBS  := -lev -lcjson $(PROTO_LIBS) -lm
 
 B := build
 PROTO_SRC := $(wildcard proto/*.c)
 PROTO_OBJ := $(PROTO_SRC:%.c=$(B)/obj/%.o)
 PROTO_ASAN_OBJ := $(PROTO_SRC:%.c=$(B)/asan/%.o)
+# gateway/ minus the binary's main(): a library that tests link against.
+GW_SRC    := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+GW_OBJ    := $(GW_SRC:%.c=$(B)/obj/%.o)
+GW_ASAN_OBJ := $(GW_SRC:%.c=$(B)/asan/%.o)
+LIBS      := $(B)/libwsgw.a $(B)/libwsproto.a
+LIBS_ASAN := $(B)/libwsgw-asan.a $(B)/libwsproto-asan.a
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/obj/tests/%)
@@ -28,7 +35,7 @@ FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all test unit fuzz fuzz-build bench-proto deps clean help
-all: $(B)/libwsproto.a $(UNIT_BIN)
+all: $(LIBS) $(UNIT_BIN)
 
 help:
 	@echo "make            build everything (-Wall -Wextra -Werror)"
@@ -49,23 +56,27 @@ $(B)/libwsproto.a: $(PROTO_OBJ)
 	ar rcs $@ $^
 $(B)/libwsproto-asan.a: $(PROTO_ASAN_OBJ)
 	ar rcs $@ $^
+$(B)/libwsgw.a: $(GW_OBJ)
+	ar rcs $@ $^
+$(B)/libwsgw-asan.a: $(GW_ASAN_OBJ)
+	ar rcs $@ $^
 
 # ---- unit tests -----------------------------------------------------------
-$(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(B)/libwsproto.a
+$(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit $< $(B)/libwsproto.a $(PROTO_LIBS) -o $@
-$(B)/asan/tests/%: tests/unit/%.c tests/unit/test.h $(B)/libwsproto-asan.a
+	$(CC) $(CFLAGS) -Itests/unit $< $(LIBS) $(GW_LIBS) -o $@
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS_ASAN)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -Itests/unit $< $(B)/libwsproto-asan.a $(PROTO_LIBS) -o $@
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -Itests/unit $< $(LIBS_ASAN) $(GW_LIBS) -o $@
 
 # ---- fuzz targets: replay (gcc + sanitizers) and libFuzzer (clang) ---------
-$(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(B)/libwsproto-asan.a
+$(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIBS_ASAN)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< tests/fuzz/replay.c $(B)/libwsproto-asan.a $(PROTO_LIBS) -o $@
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC)
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< tests/fuzz/replay.c $(LIBS_ASAN) $(GW_LIBS) -o $@
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC)
 	@mkdir -p $(@D)
-	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto \
-	  -fsanitize=fuzzer,address,undefined $< $(PROTO_SRC) $(PROTO_LIBS) -o $@
+	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway \
+	  -fsanitize=fuzzer,address,undefined $< $(PROTO_SRC) $(GW_SRC) $(GW_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BIN)
 fuzz: deps $(FUZZ_BIN)
