@@ -1,0 +1,422 @@
+/* test_deflate.c — permessage-deflate: RFC 7692 §7.2.3 examples, round
+ * trips at every window, deflate bombs, corrupt input, negotiation.
+ * Includes the .c to read the per-stream zlib byte counters. */
+#include "../../proto/ws_deflate.c"
+
+#include "test.h"
+#include "ws_status.h"
+
+#define LIMIT_NONE ((size_t)-1)
+
+static const uint8_t hello_fixed[] = { 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00 };
+
+/* Inflates `in` with a fresh inflater of `bits` and compares to `want`. */
+static int inflate_eq(int bits, const uint8_t *in, size_t len, const char *want)
+{
+    ws_inflater_t *inf = ws_inflater_new(bits);
+    ws_buf_t out = {0};
+    int rc = ws_inflate(inf, in, len, 1, &out, LIMIT_NONE);
+    int ok = rc == WS_OK && out.len == strlen(want) &&
+             (out.len == 0 || memcmp(out.data, want, out.len) == 0);
+    ws_buf_free(&out);
+    ws_inflater_free(inf);
+    return ok;
+}
+
+/* ---- RFC 7692 §7.2.3 ------------------------------------------------------ */
+
+static void test_rfc_hello(void)                      /* §7.2.3.1 */
+{
+    CHECK(inflate_eq(15, hello_fixed, sizeof hello_fixed, "Hello"));
+    CHECK(inflate_eq(8, hello_fixed, sizeof hello_fixed, "Hello"));
+    ws_deflater_t *def = ws_deflater_new(15, -1, 8);
+    ws_buf_t out = {0};
+    CHECK_INT(ws_deflate(def, (const uint8_t *)"Hello", 5, 1, &out), WS_OK);
+    ws_deflater_free(def);
+    int same = out.len == sizeof hello_fixed && memcmp(out.data, hello_fixed, out.len) == 0;
+    ws_buf_free(&out);
+    CHECK(same);
+}
+
+static void test_rfc_shared_context(void)             /* §7.2.3.2 */
+{
+    static const uint8_t second[] = { 0xf2, 0x00, 0x11, 0x00, 0x00 };
+    ws_deflater_t *def = ws_deflater_new(15, -1, 8);
+    ws_buf_t a = {0}, b = {0}, c = {0};
+    CHECK_INT(ws_deflate(def, (const uint8_t *)"Hello", 5, 0, &a), WS_OK);
+    CHECK_INT(ws_deflate(def, (const uint8_t *)"Hello", 5, 1, &b), WS_OK);
+    CHECK_INT(ws_deflate(def, (const uint8_t *)"Hello", 5, 1, &c), WS_OK);
+    ws_deflater_free(def);
+    CHECK_INT(a.len, sizeof hello_fixed);
+    CHECK_MEM(a.data, hello_fixed, sizeof hello_fixed);
+    CHECK_INT(b.len, sizeof second);
+    CHECK_MEM(b.data, second, sizeof second);
+    CHECK_INT(c.len, sizeof hello_fixed);             /* after reset: as the first */
+    CHECK_MEM(c.data, hello_fixed, sizeof hello_fixed);
+
+    ws_inflater_t *inf = ws_inflater_new(15);
+    ws_buf_t o = {0};
+    CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 0, &o, 100), WS_OK);
+    CHECK_INT(ws_inflate(inf, second, sizeof second, 0, &o, 100), WS_OK);
+    CHECK_INT(o.len, 10);
+    CHECK_MEM(o.data, "HelloHello", 10);
+    /* With reset, the second message refers to a window that is gone. */
+    o.len = 0;
+    CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 1, &o, 100), WS_OK);
+    CHECK_INT(ws_inflate(inf, second, sizeof second, 1, &o, 100), WS_E_INFLATE);
+    o.len = 0;
+    CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 1, &o, 100), WS_OK);
+    CHECK_INT(o.len, 5);
+    ws_buf_free(&a); ws_buf_free(&b); ws_buf_free(&c); ws_buf_free(&o);
+    ws_inflater_free(inf);
+}
+
+static void test_rfc_stored(void)                     /* §7.2.3.3 */
+{
+    static const uint8_t m[] = { 0x00, 0x05, 0x00, 0xfa, 0xff, 'H', 'e', 'l', 'l', 'o', 0x00 };
+    CHECK(inflate_eq(15, m, sizeof m, "Hello"));
+    CHECK(inflate_eq(9, m, sizeof m, "Hello"));
+}
+
+static void test_rfc_bfinal(void)                     /* §7.2.3.4 */
+{
+    static const uint8_t m[] = { 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00 };
+    CHECK(inflate_eq(15, m, sizeof m, "Hello"));
+    /* Without the trailing 0x00 too: the BFINAL block ends the message. */
+    CHECK(inflate_eq(15, m, sizeof m - 1, "Hello"));
+    /* With context takeover: the next message still sees "Hello". */
+    static const uint8_t second[] = { 0xf2, 0x00, 0x11, 0x00, 0x00 };
+    ws_inflater_t *inf = ws_inflater_new(15);
+    ws_buf_t o = {0};
+    for (int round = 0; round < 2; round++) {
+        size_t mlen = round ? sizeof m - 1 : sizeof m;
+        o.len = 0;
+        CHECK_INT(ws_inflate(inf, m, mlen, 0, &o, 100), WS_OK);
+        CHECK_INT(ws_inflate(inf, second, sizeof second, 0, &o, 100), WS_OK);
+        CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 0, &o, 100), WS_OK);
+        CHECK_INT(o.len, 15);
+        CHECK_MEM(o.data, "HelloHelloHello", 15);
+    }
+    /* Two BFINAL streams in one message, the second referring to the first. */
+    static const uint8_t two[] = { 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00,
+                                   0xf3, 0x00, 0x11, 0x00, 0x00 };
+    o.len = 0;
+    CHECK_INT(ws_inflate(inf, two, sizeof two, 1, &o, 100), WS_OK);
+    CHECK_INT(o.len, 10);
+    CHECK_MEM(o.data, "HelloHello", 10);
+    ws_buf_free(&o);
+    ws_inflater_free(inf);
+}
+
+static void test_rfc_two_blocks(void)                 /* §7.2.3.5 */
+{
+    static const uint8_t m[] = { 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff,
+                                 0xca, 0xc9, 0xc9, 0x07, 0x00 };
+    CHECK(inflate_eq(15, m, sizeof m, "Hello"));
+}
+
+static void test_rfc_empty(void)                      /* §7.2.3.6 */
+{
+    static const uint8_t zero[] = { 0x00 };
+    static const uint8_t fixed_empty[] = { 0x02, 0x00 };
+    CHECK(inflate_eq(15, zero, 1, ""));
+    CHECK(inflate_eq(15, fixed_empty, 2, ""));
+    CHECK(inflate_eq(15, NULL, 0, ""));               /* no data at all: taken as empty */
+    /* A first fragment flushed whole (tail kept: not the end of the
+     * message), then an empty last fragment 0x00. */
+    static const uint8_t frag[] = { 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00,
+                                    0x00, 0x00, 0xff, 0xff, 0x00 };
+    CHECK(inflate_eq(15, frag, sizeof frag, "Hello"));
+
+    /* Our deflater: the single byte 0x00, fresh or after a message. */
+    ws_deflater_t *def = ws_deflater_new(15, -1, 8);
+    ws_buf_t out = {0};
+    CHECK_INT(ws_deflate(def, NULL, 0, 0, &out), WS_OK);
+    CHECK_INT(out.len, 1);
+    CHECK_INT(out.data[0], 0x00);
+    CHECK_INT(ws_deflate(def, (const uint8_t *)"Hello", 5, 0, &out), WS_OK);
+    size_t mark = out.len;
+    CHECK_INT(ws_deflate(def, (const uint8_t *)"", 0, 0, &out), WS_OK);
+    CHECK_INT(out.len, mark + 1);
+    CHECK_INT(out.data[mark], 0x00);
+    ws_deflater_free(def);
+    ws_buf_free(&out);
+
+    /* zlib's own output for an empty sync flush, tail stripped, is 0x00 too. */
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    CHECK_INT(deflateInit2(&z, -1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    uint8_t buf[16];
+    z.next_out = buf;
+    z.avail_out = sizeof buf;
+    CHECK_INT(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+    size_t n = sizeof buf - z.avail_out;
+    deflateEnd(&z);
+    CHECK_INT(n, 5);
+    CHECK_MEM(buf, "\x00\x00\x00\xff\xff", 5);
+}
+
+/* ---- round trips ----------------------------------------------------------- */
+
+static uint32_t rng_state = 12345;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+static void fill(uint8_t *p, size_t n, int kind)
+{
+    static const char *words[] = { "alpha ", "beta ", "gamma ", "{\"topic\":", "\"x\"}", "delta " };
+    for (size_t i = 0; i < n;) {
+        if (kind == 0) { p[i++] = (uint8_t)rng(); continue; }
+        const char *w = words[rng() % 6];
+        for (size_t k = 0; w[k] && i < n; k++) p[i++] = (uint8_t)w[k];
+    }
+}
+
+static void test_roundtrip_windows(void)
+{
+    static uint8_t msg[5][70000];
+    size_t lens[5] = { 1, 100, 3000, 40000, 70000 };
+    for (int m = 0; m < 5; m++) fill(msg[m], lens[m], m & 1);
+    for (int w = 8; w <= 15; w++) {
+        for (int reset = 0; reset <= 1; reset++) {
+            ws_deflater_t *def = ws_deflater_new(w, -1, 8);
+            ws_inflater_t *same = ws_inflater_new(w);
+            ws_inflater_t *big = ws_inflater_new(15);
+            CHECK(def && same && big);
+            for (int round = 0; round < 3; round++) {
+                for (int m = 0; m < 5; m++) {
+                    ws_buf_t c = {0}, a = {0}, b = {0};
+                    CHECK_INT(ws_deflate(def, msg[m], lens[m], reset, &c), WS_OK);
+                    CHECK_INT(ws_inflate(same, c.data, c.len, reset, &a, lens[m]), WS_OK);
+                    CHECK_INT(ws_inflate(big, c.data, c.len, reset, &b, lens[m]), WS_OK);
+                    CHECK_INT(a.len, lens[m]);
+                    CHECK_MEM(a.data, msg[m], lens[m]);
+                    CHECK_INT(b.len, lens[m]);
+                    CHECK_MEM(b.data, msg[m], lens[m]);
+                    ws_buf_free(&c); ws_buf_free(&a); ws_buf_free(&b);
+                }
+            }
+            ws_deflater_free(def);
+            ws_inflater_free(same);
+            ws_inflater_free(big);
+        }
+    }
+}
+
+/* Window 8 must not refer further back than 256 bytes: Z_HUFFMAN_ONLY
+ * emits none at all, so the data grows for repetitive input but any
+ * 256-byte-window inflater can read it. */
+static void test_window8_no_matches(void)
+{
+    uint8_t msg[4096];
+    for (size_t i = 0; i < sizeof msg; i++) msg[i] = "abcd"[i % 4];
+    ws_deflater_t *d8 = ws_deflater_new(8, 9, 8);
+    ws_deflater_t *d9 = ws_deflater_new(9, 9, 8);
+    ws_buf_t c8 = {0}, c9 = {0};
+    CHECK_INT(ws_deflate(d8, msg, sizeof msg, 1, &c8), WS_OK);
+    CHECK_INT(ws_deflate(d9, msg, sizeof msg, 1, &c9), WS_OK);
+    CHECK(c8.len > 1000);                             /* ~2 bits a symbol, no matches */
+    CHECK(c9.len < 100);                              /* matches */
+    /* zlib's own raw inflate with a 256-byte window accepts it. */
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    CHECK_INT(inflateInit2(&z, -8), Z_OK);
+    static uint8_t out[8192];
+    ws_buf_append(&c8, ws_pmd_tail, 4);
+    z.next_in = c8.data; z.avail_in = (uInt)c8.len;
+    z.next_out = out; z.avail_out = sizeof out;
+    int zr = inflate(&z, Z_SYNC_FLUSH);
+    size_t n = sizeof out - z.avail_out;
+    inflateEnd(&z);
+    ws_buf_free(&c8); ws_buf_free(&c9);
+    ws_deflater_free(d8); ws_deflater_free(d9);
+    CHECK_INT(zr, Z_OK);
+    CHECK_INT(n, sizeof msg);
+    CHECK_MEM(out, msg, sizeof msg);
+}
+
+/* Fan-out property: with reset, the same message always gives the same
+ * bytes, and each inflates alone with a fresh inflater. */
+static void test_reset_identical(void)
+{
+    uint8_t msg[2000];
+    fill(msg, sizeof msg, 1);
+    ws_deflater_t *def = ws_deflater_new(15, 6, 8);
+    ws_buf_t first = {0};
+    CHECK_INT(ws_deflate(def, msg, sizeof msg, 1, &first), WS_OK);
+    for (int i = 0; i < 5; i++) {
+        ws_buf_t c = {0};
+        uint8_t other[300];
+        fill(other, sizeof other, 1);
+        CHECK_INT(ws_deflate(def, other, sizeof other, 1, &c), WS_OK);
+        c.len = 0;
+        CHECK_INT(ws_deflate(def, msg, sizeof msg, 1, &c), WS_OK);
+        CHECK_INT(c.len, first.len);
+        CHECK_MEM(c.data, first.data, first.len);
+        ws_buf_free(&c);
+    }
+    CHECK(inflate_eq(15, first.data, first.len, "") == 0);
+    ws_inflater_t *inf = ws_inflater_new(15);
+    ws_buf_t o = {0};
+    CHECK_INT(ws_inflate(inf, first.data, first.len, 1, &o, sizeof msg), WS_OK);
+    CHECK_INT(o.len, sizeof msg);
+    CHECK_MEM(o.data, msg, sizeof msg);
+    ws_buf_free(&o); ws_buf_free(&first);
+    ws_inflater_free(inf);
+    ws_deflater_free(def);
+}
+
+/* Context takeover: a repeated message gets much smaller. */
+static void test_context_takeover(void)
+{
+    uint8_t msg[1000];
+    fill(msg, sizeof msg, 0);
+    ws_deflater_t *def = ws_deflater_new(15, -1, 8);
+    ws_inflater_t *inf = ws_inflater_new(15);
+    ws_buf_t c1 = {0}, c2 = {0}, o = {0};
+    CHECK_INT(ws_deflate(def, msg, sizeof msg, 0, &c1), WS_OK);
+    CHECK_INT(ws_deflate(def, msg, sizeof msg, 0, &c2), WS_OK);
+    CHECK(c1.len > 1000);
+    CHECK(c2.len < 20);
+    CHECK_INT(ws_inflate(inf, c1.data, c1.len, 0, &o, 1000), WS_OK);
+    CHECK_INT(ws_inflate(inf, c2.data, c2.len, 0, &o, 1000), WS_OK);
+    CHECK_INT(o.len, 2000);
+    CHECK_MEM(o.data + 1000, msg, 1000);
+    ws_buf_free(&c1); ws_buf_free(&c2); ws_buf_free(&o);
+    ws_deflater_free(def);
+    ws_inflater_free(inf);
+}
+
+/* ---- limits and errors ----------------------------------------------------- */
+
+static void test_bomb(void)
+{
+    size_t big = 10u * 1024 * 1024;
+    uint8_t *zeros = calloc(1, big);
+    ws_deflater_t *def = ws_deflater_new(15, 9, 9);
+    ws_buf_t c = {0};
+    CHECK_INT(ws_deflate(def, zeros, big, 1, &c), WS_OK);
+    free(zeros);
+    ws_deflater_free(def);
+    CHECK(c.len < 20000);
+    ws_inflater_t *inf = ws_inflater_new(15);
+    size_t limits[] = { 0, 1, 1000, 16384, 65536, 1000000 };
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        ws_buf_t o = {0};
+        CHECK_INT(ws_inflate(inf, c.data, c.len, 1, &o, limits[i]), WS_E_INFLATE_TOO_BIG);
+        CHECK(o.len > limits[i]);
+        CHECK(o.len <= limits[i] + WS_INFLATE_STEP);
+        CHECK(o.cap <= limits[i] + WS_INFLATE_STEP + 1024);
+        ws_buf_free(&o);
+    }
+    /* Exactly at the limit is fine, and the inflater is usable after. */
+    ws_buf_t o = {0};
+    CHECK_INT(ws_inflate(inf, c.data, c.len, 1, &o, big), WS_OK);
+    CHECK_INT(o.len, big);
+    CHECK(o.cap <= big + 1);
+    ws_buf_free(&o);
+    CHECK_INT(ws_inflate(inf, c.data, c.len, 1, &o, big - 1), WS_E_INFLATE_TOO_BIG);
+    ws_buf_free(&o);
+    CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 1, &o, 5), WS_OK);
+    CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 1, &o, 4), WS_E_INFLATE_TOO_BIG);
+    ws_buf_free(&o);
+    ws_buf_free(&c);
+    ws_inflater_free(inf);
+}
+
+static void test_corrupt(void)
+{
+    ws_inflater_t *inf = ws_inflater_new(15);
+    ws_buf_t o = {0};
+    static const uint8_t bad_btype[] = { 0x07, 0x00 };          /* BTYPE 11 */
+    static const uint8_t bad_nlen[] = { 0x00, 0x05, 0x00, 0x00, 0x00, 'H' };
+    static const uint8_t far[] = { 0xf2, 0x00, 0x11, 0x00, 0x00 }; /* distance 5, empty window */
+    static const uint8_t cut[] = { 0xf2, 0x48, 0xcd };         /* message cut short */
+    static const uint8_t stored_open[] = { 0x00, 0x10, 0x00, 0xef, 0xff, 'a' };
+    CHECK_INT(ws_inflate(inf, bad_btype, sizeof bad_btype, 0, &o, 100), WS_E_INFLATE);
+    CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 0, &o, 100), WS_OK);
+    CHECK_INT(ws_inflate(inf, bad_nlen, sizeof bad_nlen, 0, &o, 100), WS_E_INFLATE);
+    o.len = 0;
+    CHECK_INT(ws_inflate(inf, far, sizeof far, 0, &o, 100), WS_E_INFLATE); /* window was reset */
+    CHECK_INT(ws_inflate(inf, cut, sizeof cut, 0, &o, 100), WS_E_INFLATE);
+    CHECK_INT(ws_inflate(inf, stored_open, sizeof stored_open, 0, &o, 100), WS_E_INFLATE);
+    o.len = 0;
+    CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 0, &o, 100), WS_OK);
+    CHECK_INT(o.len, 5);
+    CHECK_MEM(o.data, "Hello", 5);
+    ws_buf_free(&o);
+    ws_inflater_free(inf);
+}
+
+static void test_bad_args(void)
+{
+    ws_buf_t o = {0};
+    CHECK(ws_inflater_new(7) == NULL);
+    CHECK(ws_inflater_new(16) == NULL);
+    CHECK(ws_deflater_new(16, -1, 8) == NULL);
+    CHECK(ws_deflater_new(15, 10, 8) == NULL);
+    CHECK(ws_deflater_new(15, -1, 0) == NULL);
+    CHECK_INT(ws_inflate(NULL, hello_fixed, 1, 0, &o, 1), WS_E_INVALID_ARG);
+    CHECK_INT(ws_deflate(NULL, hello_fixed, 1, 0, &o), WS_E_INVALID_ARG);
+    ws_inflater_free(NULL);
+    ws_deflater_free(NULL);
+}
+
+/* ---- memory per stream ----------------------------------------------------- */
+
+static void test_memory(void)
+{
+    for (int w = 8; w <= 15; w++) {
+        int zw = w < 9 ? 9 : w;
+        ws_inflater_t *inf = ws_inflater_new(w);
+        size_t state = inf->zmem;
+        ws_buf_t o = {0};
+        CHECK_INT(ws_inflate(inf, hello_fixed, sizeof hello_fixed, 1, &o, 10), WS_OK);
+        ws_buf_free(&o);
+        size_t window = inf->zmem - state;
+        if (getenv("TEST_VERBOSE"))
+            printf("inflate W=%d: state %zu + window %zu\n", w, state, window);
+        CHECK(state < 8 * 1024);
+        CHECK_INT(window, ((size_t)1 << zw));
+        ws_inflater_free(inf);
+
+        for (int ml = 1; ml <= 9; ml += 7) {
+            ws_deflater_t *def = ws_deflater_new(w, -1, ml);
+            size_t formula = ((size_t)1 << (zw + 2)) + ((size_t)1 << (ml + 9));
+            if (getenv("TEST_VERBOSE"))
+                printf("deflate W=%d memLevel=%d: %zu (formula %zu)\n", w, ml, def->zmem, formula);
+            CHECK(def->zmem >= formula);
+            CHECK(def->zmem - formula < 6 * 1024);
+            ws_buf_t c = {0};
+            size_t before = def->zmem;
+            CHECK_INT(ws_deflate(def, hello_fixed, sizeof hello_fixed, 0, &c), WS_OK);
+            CHECK_INT(def->zmem, before);             /* nothing allocated later */
+            ws_buf_free(&c);
+            ws_deflater_free(def);
+        }
+    }
+}
+
+int main(void)
+{
+    RUN(test_rfc_hello);
+    RUN(test_rfc_shared_context);
+    RUN(test_rfc_stored);
+    RUN(test_rfc_bfinal);
+    RUN(test_rfc_two_blocks);
+    RUN(test_rfc_empty);
+    RUN(test_roundtrip_windows);
+    RUN(test_window8_no_matches);
+    RUN(test_reset_identical);
+    RUN(test_context_takeover);
+    RUN(test_bomb);
+    RUN(test_corrupt);
+    RUN(test_bad_args);
+    RUN(test_memory);
+    return test_report("deflate");
+}
