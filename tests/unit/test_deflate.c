@@ -402,6 +402,262 @@ static void test_memory(void)
     }
 }
 
+/* ---- negotiation ----------------------------------------------------------- */
+
+/* Negotiates `offer` under `pol` (default policy when NULL) and returns the
+ * response string, "" when declined, or "ERR" on an error. */
+static const char *nego(const char *offer, const ws_pmd_policy_t *pol, ws_pmd_params_t *pp)
+{
+    static char resp[256];
+    ws_pmd_policy_t def;
+    ws_pmd_policy_default(&def);
+    ws_pmd_params_t p;
+    memset(&p, 0xaa, sizeof p);
+    int rc = ws_pmd_negotiate(offer, strlen(offer), pol ? pol : &def, &p);
+    if (rc == 0) return "";
+    if (rc != 1) return "ERR";
+    if (pp) *pp = p;
+    if (ws_pmd_format_response(&p, resp, sizeof resp) < 0) return "ERR";
+    return resp;
+}
+
+#define NDEF "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+static void test_nego_basic(void)
+{
+    ws_pmd_params_t p;
+    CHECK_STR(nego("permessage-deflate", NULL, &p), NDEF);
+    CHECK_INT(p.server_no_context_takeover, 1);
+    CHECK_INT(p.client_no_context_takeover, 1);
+    CHECK_INT(p.server_max_window_bits, 15);
+    CHECK_INT(p.client_max_window_bits, 15);
+    CHECK_INT(p.client_max_window_bits_sent, 0);
+    CHECK_INT(p.server_max_window_bits_sent, 0);
+    CHECK_STR(nego("  permessage-deflate  ", NULL, NULL), NDEF);
+    CHECK_STR(nego("permessage-deflate;server_no_context_takeover", NULL, NULL), NDEF);
+    CHECK_STR(nego("permessage-deflate; client_no_context_takeover", NULL, NULL), NDEF);
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=10", NULL, &p),
+              NDEF "; server_max_window_bits=10");
+    CHECK_INT(p.server_max_window_bits, 10);
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=15", NULL, NULL),
+              NDEF "; server_max_window_bits=15");          /* a request is always echoed */
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=8", NULL, &p),
+              NDEF "; server_max_window_bits=8");
+    CHECK_INT(p.server_max_window_bits, 8);
+    CHECK_STR(nego("permessage-deflate; client_max_window_bits", NULL, &p),
+              NDEF "; client_max_window_bits=15");
+    CHECK_INT(p.client_max_window_bits, 15);
+    CHECK_INT(p.client_max_window_bits_sent, 1);
+    CHECK_STR(nego("permessage-deflate; client_max_window_bits=9", NULL, &p),
+              NDEF "; client_max_window_bits=9");
+    CHECK_INT(p.client_max_window_bits, 9);
+    CHECK_STR(nego("permessage-deflate; client_max_window_bits=8", NULL, &p),
+              NDEF "; client_max_window_bits=8");
+    CHECK_STR(nego("permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
+                   "server_max_window_bits=12; client_max_window_bits=11", NULL, NULL),
+              NDEF "; server_max_window_bits=12; client_max_window_bits=11");
+    /* Parameters in any order; response order is fixed. */
+    CHECK_STR(nego("permessage-deflate; client_max_window_bits; server_max_window_bits=9 ;"
+                   "client_no_context_takeover", NULL, NULL),
+              NDEF "; server_max_window_bits=9; client_max_window_bits=15");
+}
+
+static void test_nego_quoted(void)
+{
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=\"10\"", NULL, NULL),
+              NDEF "; server_max_window_bits=10");
+    CHECK_STR(nego("permessage-deflate; client_max_window_bits=\"12\"", NULL, NULL),
+              NDEF "; client_max_window_bits=12");
+    CHECK_STR(nego("permessage-deflate; client_max_window_bits=\"\\1\\2\"", NULL, NULL),
+              NDEF "; client_max_window_bits=12");           /* quoted-pairs unescaped */
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=\"1 0\"", NULL, NULL), "");
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=\"\"", NULL, NULL), "");
+    CHECK_STR(nego("permessage-deflate; server_no_context_takeover=\"\"", NULL, NULL), "");
+    /* A quoted value in another extension, with a comma inside. */
+    CHECK_STR(nego("foo; bar=\"a, b\\\"c\", permessage-deflate", NULL, NULL), NDEF);
+}
+
+static void test_nego_declined(void)
+{
+    static const char *bad[] = {
+        "permessage-deflate; server_max_window_bits",
+        "permessage-deflate; server_max_window_bits=7",
+        "permessage-deflate; server_max_window_bits=16",
+        "permessage-deflate; server_max_window_bits=08",
+        "permessage-deflate; server_max_window_bits=010",
+        "permessage-deflate; server_max_window_bits=-9",
+        "permessage-deflate; server_max_window_bits=9a",
+        "permessage-deflate; server_max_window_bits=100000000000000000009",
+        "permessage-deflate; client_max_window_bits=7",
+        "permessage-deflate; client_max_window_bits=16",
+        "permessage-deflate; client_max_window_bits=0",
+        "permessage-deflate; server_no_context_takeover=1",
+        "permessage-deflate; client_no_context_takeover=true",
+        "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+        "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+        "permessage-deflate; server_max_window_bits=10; server_max_window_bits=10",
+        "permessage-deflate; client_max_window_bits; client_max_window_bits=10",
+        "permessage-deflate; client_max_window_bits=10; client_max_window_bits",
+        "permessage-deflate; foo",
+        "permessage-deflate; foo=1",
+        "permessage-deflate; Server_No_Context_Takeover",
+        "Permessage-Deflate",
+        "permessage-deflat",
+        "permessage-deflate-x",
+        "x-webkit-deflate-frame",
+        "deflate-frame; no_context_takeover",
+        /* syntax errors */
+        "permessage-deflate;",
+        "permessage-deflate; ;server_no_context_takeover",
+        "permessage-deflate; server_max_window_bits=",
+        "permessage-deflate; server_max_window_bits=\"10",
+        "permessage-deflate server_no_context_takeover",
+        "permessage-deflate; =10",
+        "permessage-deflate; client_max_window_bits=1\x01",
+        "\"permessage-deflate\"",
+        "",
+        " , ,",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_MSG(strcmp(nego(bad[i], NULL, NULL), "") == 0, "accepted: %s", bad[i]);
+}
+
+static void test_nego_several(void)
+{
+    ws_pmd_params_t p;
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=7, "
+                   "permessage-deflate; server_max_window_bits=9", NULL, &p),
+              NDEF "; server_max_window_bits=9");
+    CHECK_STR(nego("permessage-deflate; foo, permessage-deflate; client_max_window_bits", NULL, NULL),
+              NDEF "; client_max_window_bits=15");
+    /* First acceptable wins, even if a later one asks for more. */
+    CHECK_STR(nego("permessage-deflate, permessage-deflate; client_max_window_bits", NULL, NULL), NDEF);
+    CHECK_STR(nego("x-webkit-deflate-frame, permessage-deflate", NULL, NULL), NDEF);
+    CHECK_STR(nego("x-webkit-deflate-frame; max_window_bits=10,permessage-deflate", NULL, NULL), NDEF);
+    CHECK_STR(nego(",, permessage-deflate ,", NULL, NULL), NDEF);
+    CHECK_STR(nego("foo; a=b c, permessage-deflate", NULL, NULL), NDEF);  /* resync after junk */
+    CHECK_STR(nego("permessage-deflate; a b, permessage-deflate; server_max_window_bits=11",
+                   NULL, NULL), NDEF "; server_max_window_bits=11");
+    CHECK_STR(nego("foo; a=\"unterminated, permessage-deflate", NULL, NULL), "");
+    CHECK_STR(nego("permessage-deflate\t;\tclient_max_window_bits = 10", NULL, NULL),
+              NDEF "; client_max_window_bits=10");
+}
+
+static void test_nego_policy(void)
+{
+    ws_pmd_policy_t pol;
+    ws_pmd_params_t p;
+    ws_pmd_policy_default(&pol);
+    CHECK_INT(pol.enable, 1);
+    CHECK_INT(pol.allow_server_context_takeover, 0);
+    CHECK_INT(pol.allow_client_context_takeover, 0);
+    CHECK_INT(pol.server_max_window_bits, 15);
+    CHECK_INT(pol.client_max_window_bits, 15);
+
+    pol.enable = 0;
+    CHECK_INT(ws_pmd_negotiate("permessage-deflate", 18, &pol, &p), 0);
+
+    ws_pmd_policy_default(&pol);
+    pol.allow_server_context_takeover = 1;
+    pol.allow_client_context_takeover = 1;
+    CHECK_STR(nego("permessage-deflate", &pol, &p), "permessage-deflate");
+    CHECK_INT(p.server_no_context_takeover, 0);
+    CHECK_INT(p.client_no_context_takeover, 0);
+    CHECK_STR(nego("permessage-deflate; server_no_context_takeover", &pol, NULL),
+              "permessage-deflate; server_no_context_takeover");
+    CHECK_STR(nego("permessage-deflate; client_no_context_takeover", &pol, NULL),
+              "permessage-deflate; client_no_context_takeover");
+    pol.allow_client_context_takeover = 0;
+    CHECK_STR(nego("permessage-deflate", &pol, NULL),
+              "permessage-deflate; client_no_context_takeover");
+
+    /* Our own window ceilings. */
+    ws_pmd_policy_default(&pol);
+    pol.server_max_window_bits = 10;
+    pol.client_max_window_bits = 9;
+    CHECK_STR(nego("permessage-deflate", &pol, &p), NDEF "; server_max_window_bits=10");
+    CHECK_INT(p.client_max_window_bits, 15);          /* not offered: the client uses 15 */
+    CHECK_INT(p.client_max_window_bits_sent, 0);
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=12", &pol, NULL),
+              NDEF "; server_max_window_bits=10");
+    CHECK_STR(nego("permessage-deflate; server_max_window_bits=8", &pol, NULL),
+              NDEF "; server_max_window_bits=8");
+    CHECK_STR(nego("permessage-deflate; client_max_window_bits", &pol, &p),
+              NDEF "; server_max_window_bits=10; client_max_window_bits=9");
+    CHECK_INT(p.client_max_window_bits, 9);
+    CHECK_STR(nego("permessage-deflate; client_max_window_bits=8", &pol, NULL),
+              NDEF "; server_max_window_bits=10; client_max_window_bits=8");
+
+    /* Bad arguments. */
+    ws_pmd_policy_default(&pol);
+    CHECK_INT(ws_pmd_negotiate(NULL, 1, &pol, &p), WS_E_INVALID_ARG);
+    CHECK_INT(ws_pmd_negotiate("x", 1, NULL, &p), WS_E_INVALID_ARG);
+    CHECK_INT(ws_pmd_negotiate("x", 1, &pol, NULL), WS_E_INVALID_ARG);
+    CHECK_INT(ws_pmd_negotiate(NULL, 0, &pol, &p), 0);
+    pol.server_max_window_bits = 16;
+    CHECK_INT(ws_pmd_negotiate("permessage-deflate", 18, &pol, &p), WS_E_INVALID_ARG);
+    /* Length is honoured: no NUL needed, nothing read past it. */
+    ws_pmd_policy_default(&pol);
+    CHECK_INT(ws_pmd_negotiate("permessage-deflate; foo", 18, &pol, &p), 1);
+    CHECK_INT(ws_pmd_negotiate("permessage-deflate; server_max_window_bits=10", 43, &pol, &p), 0);
+}
+
+static void test_format_response(void)
+{
+    ws_pmd_params_t p = { 1, 1, 15, 15, 0, 0 };
+    char buf[128];
+    CHECK_INT(ws_pmd_format_response(&p, buf, sizeof buf), (int)strlen(NDEF));
+    CHECK_STR(buf, NDEF);
+    CHECK_INT(ws_pmd_format_response(&p, buf, strlen(NDEF) + 1), (int)strlen(NDEF));
+    CHECK_INT(ws_pmd_format_response(&p, buf, strlen(NDEF)), WS_E_NOSPACE);
+    CHECK_INT(ws_pmd_format_response(&p, NULL, 0), WS_E_NOSPACE);
+    ws_pmd_params_t all = { 1, 1, 8, 9, 1, 1 };
+    const char *want = NDEF "; server_max_window_bits=8; client_max_window_bits=9";
+    CHECK_INT(ws_pmd_format_response(&all, buf, sizeof buf), (int)strlen(want));
+    CHECK_STR(buf, want);
+    CHECK_INT(ws_pmd_format_response(&all, buf, strlen(want)), WS_E_NOSPACE);
+    ws_pmd_params_t none = { 0, 0, 15, 15, 0, 0 };
+    CHECK_INT(ws_pmd_format_response(&none, buf, sizeof buf), 18);
+    CHECK_STR(buf, "permessage-deflate");
+    ws_pmd_params_t bad = { 0, 0, 7, 15, 0, 0 };
+    CHECK_INT(ws_pmd_format_response(&bad, buf, sizeof buf), WS_E_INVALID_ARG);
+    CHECK_INT(ws_pmd_format_response(NULL, buf, sizeof buf), WS_E_INVALID_ARG);
+}
+
+/* Negotiated parameters drive a working pair: our deflater at
+ * server_max_window_bits, a client-side inflater at the same. */
+static void test_nego_then_stream(void)
+{
+    static const char *offers[] = {
+        "permessage-deflate; server_max_window_bits=8",
+        "permessage-deflate; server_max_window_bits=9; client_max_window_bits",
+        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=10",
+    };
+    uint8_t msg[5000];
+    fill(msg, sizeof msg, 1);
+    for (size_t i = 0; i < 3; i++) {
+        ws_pmd_policy_t pol;
+        ws_pmd_params_t p;
+        ws_pmd_policy_default(&pol);
+        CHECK_INT(ws_pmd_negotiate(offers[i], strlen(offers[i]), &pol, &p), 1);
+        ws_deflater_t *def = ws_deflater_new(p.server_max_window_bits, -1, 8);
+        ws_deflater_t *cli = ws_deflater_new(p.client_max_window_bits, -1, 8);
+        ws_inflater_t *cli_inf = ws_inflater_new(p.server_max_window_bits);
+        ws_inflater_t *srv_inf = ws_inflater_new(p.client_max_window_bits);
+        ws_buf_t c = {0}, o = {0};
+        CHECK_INT(ws_deflate(def, msg, sizeof msg, p.server_no_context_takeover, &c), WS_OK);
+        CHECK_INT(ws_inflate(cli_inf, c.data, c.len, 1, &o, sizeof msg), WS_OK);
+        CHECK_INT(o.len, sizeof msg);
+        c.len = o.len = 0;
+        CHECK_INT(ws_deflate(cli, msg, sizeof msg, 1, &c), WS_OK);
+        CHECK_INT(ws_inflate(srv_inf, c.data, c.len, p.client_no_context_takeover, &o, sizeof msg), WS_OK);
+        CHECK_MEM(o.data, msg, sizeof msg);
+        ws_buf_free(&c); ws_buf_free(&o);
+        ws_deflater_free(def); ws_deflater_free(cli);
+        ws_inflater_free(cli_inf); ws_inflater_free(srv_inf);
+    }
+}
+
 int main(void)
 {
     RUN(test_rfc_hello);
@@ -418,5 +674,12 @@ int main(void)
     RUN(test_corrupt);
     RUN(test_bad_args);
     RUN(test_memory);
+    RUN(test_nego_basic);
+    RUN(test_nego_quoted);
+    RUN(test_nego_declined);
+    RUN(test_nego_several);
+    RUN(test_nego_policy);
+    RUN(test_format_response);
+    RUN(test_nego_then_stream);
     return test_report("deflate");
 }
