@@ -3,6 +3,8 @@
  * Includes the .c to read the per-stream zlib byte counters. */
 #include "../../proto/ws_deflate.c"
 
+#include <time.h>
+
 #include "test.h"
 #include "ws_status.h"
 
@@ -21,6 +23,25 @@ static int inflate_eq(int bits, const uint8_t *in, size_t len, const char *want)
     ws_buf_free(&out);
     ws_inflater_free(inf);
     return ok;
+}
+
+static uint32_t rng_state = 12345;
+static uint32_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 17;
+    rng_state ^= rng_state << 5;
+    return rng_state;
+}
+
+static void fill(uint8_t *p, size_t n, int kind)
+{
+    static const char *words[] = { "alpha ", "beta ", "gamma ", "{\"topic\":", "\"x\"}", "delta " };
+    for (size_t i = 0; i < n;) {
+        if (kind == 0) { p[i++] = (uint8_t)rng(); continue; }
+        const char *w = words[rng() % 6];
+        for (size_t k = 0; w[k] && i < n; k++) p[i++] = (uint8_t)w[k];
+    }
 }
 
 /* ---- RFC 7692 §7.2.3 ------------------------------------------------------ */
@@ -108,6 +129,36 @@ static void test_rfc_bfinal(void)                     /* §7.2.3.4 */
     ws_inflater_free(inf);
 }
 
+/* Many empty BFINAL blocks ("03 00") after a full window: each restarts
+ * the stream; that must stay cheap (no window copy per block), and the
+ * window must survive all of them. */
+static void test_many_bfinal(void)
+{
+    enum { N = 1000000 };
+    uint8_t win[32768];
+    fill(win, sizeof win, 0);
+    ws_deflater_t *def = ws_deflater_new(15, -1, 8);
+    ws_buf_t m = {0}, o = {0};
+    CHECK_INT(ws_deflate(def, win, sizeof win, 0, &m), WS_OK);
+    ws_buf_append(&m, "\x00\x00\xff\xff", 4);   /* mid-message: flush kept */
+    for (int i = 0; i < N; i++) ws_buf_append(&m, "\x03\x00", 2);
+    /* then the last 258 bytes of the window again, by reference */
+    CHECK_INT(ws_deflate(def, win + sizeof win - 258, 258, 1, &m), WS_OK);
+    ws_deflater_free(def);
+    ws_inflater_t *inf = ws_inflater_new(15);
+    clock_t t0 = clock();
+    int rc = ws_inflate(inf, m.data, m.len, 1, &o, 40000);
+    double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    ws_inflater_free(inf);
+    size_t olen = o.len;
+    int same = olen == sizeof win + 258 && memcmp(o.data + sizeof win, win + sizeof win - 258, 258) == 0;
+    ws_buf_free(&m); ws_buf_free(&o);
+    CHECK_INT(rc, WS_OK);
+    CHECK(same);
+    if (getenv("TEST_VERBOSE")) printf("%d BFINAL blocks: %.3f s\n", N, secs);
+    CHECK_MSG(secs < 0.25, "%.2f s", secs);     /* copying the window: 0.5 s */
+}
+
 static void test_rfc_two_blocks(void)                 /* §7.2.3.5 */
 {
     static const uint8_t m[] = { 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff,
@@ -157,25 +208,6 @@ static void test_rfc_empty(void)                      /* §7.2.3.6 */
 }
 
 /* ---- round trips ----------------------------------------------------------- */
-
-static uint32_t rng_state = 12345;
-static uint32_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 17;
-    rng_state ^= rng_state << 5;
-    return rng_state;
-}
-
-static void fill(uint8_t *p, size_t n, int kind)
-{
-    static const char *words[] = { "alpha ", "beta ", "gamma ", "{\"topic\":", "\"x\"}", "delta " };
-    for (size_t i = 0; i < n;) {
-        if (kind == 0) { p[i++] = (uint8_t)rng(); continue; }
-        const char *w = words[rng() % 6];
-        for (size_t k = 0; w[k] && i < n; k++) p[i++] = (uint8_t)w[k];
-    }
-}
 
 static void test_roundtrip_windows(void)
 {
@@ -665,6 +697,7 @@ int main(void)
     RUN(test_rfc_stored);
     RUN(test_rfc_bfinal);
     RUN(test_rfc_two_blocks);
+    RUN(test_many_bfinal);
     RUN(test_rfc_empty);
     RUN(test_roundtrip_windows);
     RUN(test_window8_no_matches);
