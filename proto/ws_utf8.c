@@ -19,6 +19,15 @@
  * 16 bytes at a time with one REJECT check per block; REJECT maps to REJECT
  * for every byte, so stopping at the block end reports the same state as
  * stopping at the bad byte.
+ *
+ * On x86_64 CPUs with AVX2 (picked at run time, so the baseline build gets
+ * it too) the bulk of a long input goes through a vector check instead —
+ * the nibble-lookup method of Keiser & Lemire, "Validating UTF-8 in less
+ * than one instruction per byte" (2021), tables derived below — and the
+ * DFA only finishes a sequence left open by the previous call and
+ * resumes after the last complete code point.  Text with many multi-byte
+ * characters, where the ASCII skip never fires, then costs well under a
+ * cycle per byte instead of about one.
  */
 #include "ws_utf8.h"
 
@@ -26,6 +35,10 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define WS_UTF8_HAVE_AVX2_PATH 1
+#include <immintrin.h>
 #endif
 
 /* States: bit offsets into a row.  Names say what is still expected. */
@@ -133,11 +146,9 @@ static size_t ws_utf8_ascii_prefix(const uint8_t *s, size_t n)
     return i;
 }
 
-uint32_t ws_utf8_validate(uint32_t state, const uint8_t *s, size_t len)
+/* The DFA with the ASCII skip, from any state. */
+static uint32_t ws_utf8_dfa(uint64_t st, const uint8_t *s, const uint8_t *end)
 {
-    uint64_t st = state;
-    if (st == U_REJ) return U_REJ;
-    const uint8_t *end = s + len;
     while (s < end) {
         if ((st & 63) == U_ACC) {
             s += ws_utf8_ascii_prefix(s, (size_t)(end - s));
@@ -152,6 +163,136 @@ uint32_t ws_utf8_validate(uint32_t state, const uint8_t *s, size_t len)
         if ((st & 63) == U_REJ) return U_REJ;
     }
     return (uint32_t)(st & 63);
+}
+
+#ifdef WS_UTF8_HAVE_AVX2_PATH
+/* Vector check.  For each byte `cur` and the byte before it `prev1`, three
+ * table lookups — by the high nibble of prev1, the low nibble of prev1 and
+ * the high nibble of cur — each give a set of error kinds; a kind holds when
+ * it is in all three sets, because each kind below is a product of one
+ * condition per nibble:
+ *   TOO_SHORT   lead (C..F)        any    cur not a continuation (0..7, C..F)
+ *   TOO_LONG    ASCII (0..7)       any    continuation (8..B)
+ *   OVERLONG_3  E                  0      8..9     E0 80..9F
+ *   SURROGATE   E                  D      A..B     ED A0..BF
+ *   OVERLONG_2  C                  0..1   8..B     C0, C1 + continuation
+ *   OL4_BIG     F                  0,5..F 8        F0 80..8F; F5..FF 80..8F
+ *   TOO_LARGE   F                  4..F   9..B     F4 90..BF; F5..FF 90..BF
+ *   TWO_CONTS   continuation (8..B) any   8..B     not an error by itself
+ * TWO_CONTS (bit 7) must hold exactly where the byte is the third or fourth
+ * of a sequence (the byte two back is >= E0 or three back is >= F0), so
+ * XOR-ing it with that condition leaves an error bit either way it fails.
+ * Every check looks only backwards, so an error flagged inside s[0..n) is
+ * an error of every input that starts with s[0..n); what it cannot see is
+ * a sequence left open at the end, which the caller hands to the DFA. */
+#define E_TOO_SHORT  0x01
+#define E_TOO_LONG   0x02
+#define E_OVERLONG_3 0x04
+#define E_SURROGATE  0x08
+#define E_OVERLONG_2 0x10
+#define E_OL4_BIG    0x20
+#define E_TOO_LARGE  0x40
+#define E_TWO_CONTS  0x80
+#define DUP16(...) __VA_ARGS__, __VA_ARGS__
+
+__attribute__((target("avx2")))
+static int ws_utf8_avx2_valid(const uint8_t *s, size_t n)   /* n: multiple of 32 */
+{
+    const __m256i t_prev_hi = _mm256_setr_epi8(DUP16(
+        E_TOO_LONG, E_TOO_LONG, E_TOO_LONG, E_TOO_LONG,
+        E_TOO_LONG, E_TOO_LONG, E_TOO_LONG, E_TOO_LONG,
+        E_TWO_CONTS, E_TWO_CONTS, E_TWO_CONTS, E_TWO_CONTS,
+        E_TOO_SHORT | E_OVERLONG_2,
+        E_TOO_SHORT,
+        E_TOO_SHORT | E_OVERLONG_3 | E_SURROGATE,
+        E_TOO_SHORT | E_TOO_LARGE | E_OL4_BIG));
+#define ANY_ (E_TOO_SHORT | E_TOO_LONG | E_TWO_CONTS)
+    const __m256i t_prev_lo = _mm256_setr_epi8(DUP16(
+        (char)(ANY_ | E_OVERLONG_3 | E_OVERLONG_2 | E_OL4_BIG),        /* 0 */
+        (char)(ANY_ | E_OVERLONG_2),                                   /* 1 */
+        (char)ANY_, (char)ANY_,                                        /* 2, 3 */
+        (char)(ANY_ | E_TOO_LARGE),                                    /* 4 */
+        (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG), (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG),
+        (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG), (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG),
+        (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG), (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG),
+        (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG), (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG),
+        (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG | E_SURROGATE),          /* D */
+        (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG), (char)(ANY_ | E_TOO_LARGE | E_OL4_BIG)));
+#undef ANY_
+#define CONT_ (E_TOO_LONG | E_TWO_CONTS | E_OVERLONG_2)
+    const __m256i t_cur_hi = _mm256_setr_epi8(DUP16(
+        E_TOO_SHORT, E_TOO_SHORT, E_TOO_SHORT, E_TOO_SHORT,
+        E_TOO_SHORT, E_TOO_SHORT, E_TOO_SHORT, E_TOO_SHORT,
+        (char)(CONT_ | E_OVERLONG_3 | E_OL4_BIG),                      /* 8 */
+        (char)(CONT_ | E_OVERLONG_3 | E_TOO_LARGE),                    /* 9 */
+        (char)(CONT_ | E_SURROGATE | E_TOO_LARGE),                     /* A */
+        (char)(CONT_ | E_SURROGATE | E_TOO_LARGE),                     /* B */
+        E_TOO_SHORT, E_TOO_SHORT, E_TOO_SHORT, E_TOO_SHORT));
+#undef CONT_
+    const __m256i nib = _mm256_set1_epi8(0x0F);
+    const __m256i third = _mm256_set1_epi8((char)(0xE0 - 1));
+    const __m256i fourth = _mm256_set1_epi8((char)(0xF0 - 1));
+    const __m256i bit7 = _mm256_set1_epi8((char)0x80);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i prev = zero, err = zero;
+    for (size_t i = 0; i < n; i += 32) {
+        __m256i cur = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+        __m256i carry = _mm256_permute2x128_si256(prev, cur, 0x21);
+        __m256i p1 = _mm256_alignr_epi8(cur, carry, 15);
+        __m256i p2 = _mm256_alignr_epi8(cur, carry, 14);
+        __m256i p3 = _mm256_alignr_epi8(cur, carry, 13);
+        __m256i k = _mm256_and_si256(
+            _mm256_and_si256(
+                _mm256_shuffle_epi8(t_prev_hi, _mm256_and_si256(_mm256_srli_epi16(p1, 4), nib)),
+                _mm256_shuffle_epi8(t_prev_lo, _mm256_and_si256(p1, nib))),
+            _mm256_shuffle_epi8(t_cur_hi, _mm256_and_si256(_mm256_srli_epi16(cur, 4), nib)));
+        __m256i must = _mm256_or_si256(_mm256_subs_epu8(p2, third), _mm256_subs_epu8(p3, fourth));
+        must = _mm256_and_si256(_mm256_cmpgt_epi8(must, zero), bit7);
+        err = _mm256_or_si256(err, _mm256_xor_si256(must, k));
+        prev = cur;
+        if ((i & 511) == 480 && !_mm256_testz_si256(err, err)) return 0;
+    }
+    return _mm256_testz_si256(err, err);
+}
+#undef DUP16
+
+/* Tests set this to check the scalar path on an AVX2 machine. */
+static int ws_utf8_no_avx2;
+
+static int ws_utf8_use_avx2(void)
+{
+#if defined(__AVX2__)
+    return !ws_utf8_no_avx2;
+#else
+    return !ws_utf8_no_avx2 && __builtin_cpu_supports("avx2");
+#endif
+}
+#endif
+
+uint32_t ws_utf8_validate(uint32_t state, const uint8_t *s, size_t len)
+{
+    uint64_t st = state;
+    if (st == U_REJ) return U_REJ;
+    const uint8_t *end = s + len;
+    /* Finish a sequence a previous call left open. */
+    while (st != U_ACC && s < end) {
+        st = ws_utf8_row[ws_utf8_class[*s++]] >> (st & 63);
+        st &= 63;
+        if (st == U_REJ) return U_REJ;
+    }
+#ifdef WS_UTF8_HAVE_AVX2_PATH
+    if (end - s >= 64 && ws_utf8_use_avx2()) {
+        size_t n = (size_t)(end - s) & ~(size_t)31;
+        if (!ws_utf8_avx2_valid(s, n)) return U_REJ;
+        /* Resume at the last byte among the final three that is not a
+         * continuation: every sequence before it was checked to its end. */
+        size_t b = n;
+        for (size_t k = 1; k <= 3; k++)
+            if ((s[n - k] & 0xC0) != 0x80) { b = n - k; break; }
+        s += b;
+    }
+#endif
+    return ws_utf8_dfa(st, s, end);
 }
 
 int ws_utf8_is_valid(const uint8_t *s, size_t len)

@@ -1,6 +1,9 @@
-/* test_utf8.c — the incremental UTF-8 validator (proto/ws_utf8.c). */
+/* test_utf8.c — the incremental UTF-8 validator (proto/ws_utf8.c).
+ *
+ * The .c is included to reach its statics: every test runs twice, with the
+ * AVX2 path (when the CPU has it) and with the scalar DFA alone. */
 #include "test.h"
-#include "ws_utf8.h"
+#include "ws_utf8.c"
 
 typedef struct vec {
     const char *s;
@@ -324,7 +327,75 @@ static void t_exhaustive_short(void)
     }
 }
 
-int main(void)
+/* Every 1-3 byte pattern of t_exhaustive_short, placed in a longer ASCII
+ * buffer at offsets around the 32-byte vector blocks and the resume point,
+ * so the vector check sees each byte pair and triple. */
+static void t_patterns_in_blocks(void)
+{
+    static const size_t offs2[] = { 0, 1, 15, 16, 30, 31, 32, 33, 47, 60, 61, 62, 63, 64, 93, 94, 95 };
+    static const size_t offs3[] = { 0, 15, 29, 30, 31, 62, 93 };
+    uint8_t buf[96];
+    for (unsigned x = 0; x < 256; x++) {
+        for (unsigned y = 0; y < 256; y++) {
+            uint8_t pat[2] = { (uint8_t)x, (uint8_t)y };
+            for (size_t o = 0; o < sizeof offs2 / sizeof offs2[0]; o++) {
+                size_t at = offs2[o];
+                memset(buf, 'a', sizeof buf);
+                buf[at] = pat[0];
+                size_t n = at + 1 < sizeof buf ? sizeof buf : at + 1;
+                if (at + 1 < sizeof buf) buf[at + 1] = pat[1];
+                int ref = ref_validate(buf, n);
+                uint32_t st = ws_utf8_validate(WS_UTF8_ACCEPT, buf, n);
+                CHECK_MSG((st == WS_UTF8_ACCEPT ? 0 : st == WS_UTF8_REJECT ? 1 : 2) == ref,
+                          "%02x %02x at %zu", x, y, at);
+            }
+            /* third bytes after every lead >= E0 and continuation, including
+             * pairs already invalid (the vector check must flag them too) */
+            if (x < 0xE0 || (y & 0xC0) != 0x80) continue;
+
+            for (unsigned z = 0; z < 256; z++) {
+                for (size_t o = 0; o < sizeof offs3 / sizeof offs3[0]; o++) {
+                    size_t at = offs3[o];
+                    memset(buf, 'a', sizeof buf);
+                    buf[at] = (uint8_t)x; buf[at + 1] = (uint8_t)y; buf[at + 2] = (uint8_t)z;
+                    int ref = ref_validate(buf, sizeof buf);
+                    uint32_t st = ws_utf8_validate(WS_UTF8_ACCEPT, buf, sizeof buf);
+                    CHECK_MSG((st == WS_UTF8_ACCEPT ? 0 : st == WS_UTF8_REJECT ? 1 : 2) == ref,
+                              "%02x %02x %02x at %zu", x, y, z, at);
+                    /* and ending right after the pattern (open sequence at the end) */
+                    ref = ref_validate(buf, at + 3);
+                    st = ws_utf8_validate(WS_UTF8_ACCEPT, buf, at + 3);
+                    CHECK_MSG((st == WS_UTF8_ACCEPT ? 0 : st == WS_UTF8_REJECT ? 1 : 2) == ref,
+                              "%02x %02x %02x ending at %zu", x, y, z, at + 3);
+                }
+            }
+        }
+    }
+}
+
+/* 4-byte sequences (valid and not) straddling every position of a 128-byte
+ * buffer, with and without a sequence left open at the end. */
+static void t_four_byte_positions(void)
+{
+    static const char *const quads[] = { "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+                                         "\xf0\x8f\xbf\xbf", "\xf3\xbf\xbf\xbf", "\xf1\x80\x80\x41",
+                                         "\xe2\x82\xac\x80", "\xc3\xa9\x80\x80", "\xf5\x80\x80\x80" };
+    uint8_t buf[128];
+    for (size_t q = 0; q < sizeof quads / sizeof quads[0]; q++) {
+        for (size_t at = 0; at + 4 <= sizeof buf; at++) {
+            for (size_t cut = at; cut <= sizeof buf; cut += (cut < at + 5 ? 1 : 40)) {
+                memset(buf, 'x', sizeof buf);
+                memcpy(buf + at, quads[q], 4);
+                int ref = ref_validate(buf, cut);
+                uint32_t st = ws_utf8_validate(WS_UTF8_ACCEPT, buf, cut);
+                CHECK_MSG((st == WS_UTF8_ACCEPT ? 0 : st == WS_UTF8_REJECT ? 1 : 2) == ref,
+                          "quad %zu at %zu cut %zu", q, at, cut);
+            }
+        }
+    }
+}
+
+static void run_suite(void)
 {
     RUN(t_vectors);
     RUN(t_truncated);
@@ -334,5 +405,14 @@ int main(void)
     RUN(t_all_code_points);
     RUN(t_random_vs_reference);
     RUN(t_exhaustive_short);
+    RUN(t_patterns_in_blocks);
+    RUN(t_four_byte_positions);
+}
+
+int main(void)
+{
+    run_suite();                 /* AVX2 path where the CPU has it */
+    ws_utf8_no_avx2 = 1;
+    run_suite();                 /* the scalar DFA alone */
     return test_report("utf8");
 }
