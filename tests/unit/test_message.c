@@ -6,7 +6,10 @@
  * reported must be the same whatever the split.  The cases follow
  * Autobahn|Testsuite sections 1-7, 9 and 10.
  */
+#include <zlib.h>
+
 #include "test.h"
+#include "ws_deflate.h"
 #include "ws_message.h"
 #include "ws_status.h"
 #include "ws_utf8.h"
@@ -99,8 +102,12 @@ static void feed(const ws_reader_config_t *cfg, const uint8_t *s, size_t n,
                  const size_t *cut, size_t ncut, res_t *out)
 {
     if (ncut && cut[ncut - 1] != n) abort();   /* the cuts must cover the stream */
+    /* a compressed stream gets a fresh inflater per run, so a window kept
+     * by one run (no context takeover reset) never leaks into the next */
+    ws_reader_config_t local = *cfg;
+    if (cfg->inflater) local.inflater = ws_inflater_new(15);
     ws_reader_t r;
-    ws_reader_init(&r, cfg);
+    ws_reader_init(&r, &local);
     memset(out, 0, sizeof *out);
     out->sticky_ok = 1;
     size_t start = 0;
@@ -151,6 +158,7 @@ static void feed(const ws_reader_config_t *cfg, const uint8_t *s, size_t n,
         out->heap_after = ws_reader_heap_bytes(&r);
     }
     ws_reader_free(&r);
+    if (cfg->inflater) ws_inflater_free(local.inflater);
 }
 
 static int same_events(const char *name, const char *mode, const res_t *r, const exp_ev_t *exp,
@@ -1043,8 +1051,291 @@ static void t_close_reply(void)
     ws_reader_free(&r);
 }
 
+
+/* ---- permessage-deflate (RFC 7692) ---------------------------------------------- */
+
+/* Raw DEFLATE with a sync flush and the 00 00 ff ff tail removed (§7.2.1),
+ * by zlib directly rather than ws_deflate, so the reader is checked against
+ * an independent compressor.  `zs` NULL: a fresh stream (no takeover). */
+static size_t pmd_compress(z_stream *zs, const void *in, size_t n, uint8_t *out, size_t cap)
+{
+    z_stream local;
+    if (!zs) {
+        memset(&local, 0, sizeof local);
+        if (deflateInit2(&local, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) abort();
+        zs = &local;
+    }
+    zs->next_in = (Bytef *)(uintptr_t)in;
+    zs->avail_in = (uInt)n;
+    zs->next_out = out;
+    zs->avail_out = (uInt)cap;
+    if (deflate(zs, Z_SYNC_FLUSH) != Z_OK || zs->avail_out == 0) abort();
+    size_t len = cap - zs->avail_out;
+    if (len < 4 || memcmp(out + len - 4, "\x00\x00\xff\xff", 4)) abort();
+    if (zs == &local) deflateEnd(&local);
+    return len - 4;
+}
+
+static ws_inflater_t *g_inf;   /* marks a config as deflate-enabled; feed() uses a fresh one */
+
+static ws_reader_config_t cfg_pmd(uint64_t max, ws_role_t role, int reset)
+{
+    ws_reader_config_t c = { .max_message_size = max, .role = role, .inflater = g_inf,
+                             .inflate_reset = reset };
+    return c;
+}
+
+#define EVZ(t, str) { (t), (str), sizeof(str) - 1, 0, 1 }
+
+/* RFC 7692 §7.2.3: the examples, sent by a server (unmasked, client-role
+ * reader) and by a client (masked, server-role reader). */
+static void t_pmd_rfc_examples(void)
+{
+    static const struct { const char *name; const uint8_t *b; size_t n; } ex[] = {
+        { "7.2.3.1 Hello", (const uint8_t *)"\xc1\x07\xf2\x48\xcd\xc9\xc9\x07\x00", 9 },
+        { "7.2.3.1 fragmented", (const uint8_t *)"\x41\x03\xf2\x48\xcd\x80\x04\xc9\xc9\x07\x00", 11 },
+        { "7.2.3.3 stored", (const uint8_t *)"\xc1\x0b\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00", 13 },
+        { "7.2.3.4 BFINAL", (const uint8_t *)"\xc1\x08\xf3\x48\xcd\xc9\xc9\x07\x00\x00", 10 },
+        { "7.2.3.5 two blocks", (const uint8_t *)"\xc1\x0d\xf2\x48\x05\x00\x00\x00\xff\xff\xca\xc9\xc9\x07\x00", 15 },
+    };
+    exp_ev_t e[] = { EVZ(WS_MSG_TEXT, "Hello") };
+    for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
+        for (int reset = 0; reset < 2; reset++) {
+            ws_reader_config_t cc = cfg_pmd(100, WS_ROLE_CLIENT, reset);
+            CHECK_MSG(run_all(ex[i].name, &cc, ex[i].b, ex[i].n, e, 1, 0, -1), "%s", ex[i].name);
+            /* the same frames, masked, to a server */
+            sb_t s = { 0 };
+            size_t at = 0;
+            while (at < ex[i].n) {
+                uint8_t b0 = ex[i].b[at];
+                size_t len = ex[i].b[at + 1];
+                sb_frame_b0(&s, b0, ex[i].b + at + 2, len);
+                at += 2 + len;
+            }
+            ws_reader_config_t sc = cfg_pmd(100, WS_ROLE_SERVER, reset);
+            CHECK_MSG(run_all(ex[i].name, &sc, s.d, s.n, e, 1, 0, -1), "%s masked", ex[i].name);
+            /* the same as binary (the brief's c2 07 ...) */
+            s.d[0] = (uint8_t)((s.d[0] & 0xF0) | WS_OP_BINARY);
+            exp_ev_t eb[] = { EVZ(WS_MSG_BINARY, "Hello") };
+            CHECK_MSG(run_all(ex[i].name, &sc, s.d, s.n, eb, 1, 0, -1), "%s binary", ex[i].name);
+            sb_free(&s);
+        }
+    }
+    /* §7.2.3.2: two messages sharing the LZ77 window, then the same without
+     * context takeover: the back-reference is corrupt data (1007) */
+    static const uint8_t shared[] = { 0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00,
+                                      0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00 };
+    exp_ev_t e2[] = { EVZ(WS_MSG_TEXT, "Hello"), EVZ(WS_MSG_TEXT, "Hello") };
+    ws_reader_config_t keep = cfg_pmd(100, WS_ROLE_CLIENT, 0);
+    CHECK(run_all("7.2.3.2 shared window", &keep, shared, sizeof shared, e2, 2, 0, -1));
+    ws_reader_config_t reset = cfg_pmd(100, WS_ROLE_CLIENT, 1);
+    CHECK(run_all("7.2.3.2 reset", &reset, shared, sizeof shared, e2, 1, WS_E_INFLATE, (long)sizeof shared));
+    /* §7.2.3.6: an empty message is one 0x00 */
+    static const uint8_t empty[] = { 0xc1, 0x01, 0x00, 0xc2, 0x00 };
+    exp_ev_t e3[] = { EVZ(WS_MSG_TEXT, ""), EVZ(WS_MSG_BINARY, "") };
+    CHECK(run_all("7.2.3.6 empty", &keep, empty, sizeof empty, e3, 2, 0, -1));
+}
+
+static void t_pmd_messages(void)
+{
+    static uint8_t plain[70000], z[80000];
+    /* text with multi-byte characters, compressible */
+    for (size_t i = 0; i < sizeof plain;) {
+        static const char pat[] = "permessage-deflate \xe2\x9c\x93 \xf0\x9f\x98\x80 ";
+        size_t k = sizeof pat - 1;
+        if (i + k > sizeof plain) { plain[i++] = '.'; continue; }
+        memcpy(plain + i, pat, k);
+        i += k;
+    }
+    ws_reader_config_t c = cfg_pmd(sizeof plain, WS_ROLE_SERVER, 1);
+    size_t zn = pmd_compress(NULL, plain, sizeof plain, z, sizeof z);
+    sb_t s = { 0 };
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_TEXT, z, zn);
+    exp_ev_t e[] = { { WS_MSG_TEXT, plain, sizeof plain, 0, 1 } };
+    CHECK(run_all("compressed 70000", &c, s.d, s.n, e, 1, 0, -1));
+    sb_free(&s);
+
+    /* fragmented in many pieces with control frames between them, then an
+     * uncompressed message, then a compressed one again */
+    for (size_t fs = 1; fs <= zn; fs = fs * 3 + 7) {
+        for (size_t at = 0; at < zn; at += fs) {
+            size_t n = zn - at < fs ? zn - at : fs;
+            uint8_t b0 = (uint8_t)((at + n == zn ? 0x80 : 0) | (at ? WS_OP_CONT : 0x40 | WS_OP_TEXT));
+            sb_frame_b0(&s, b0, z + at, n);
+            if (at == 0) sb_frame(&s, 1, WS_OP_PING, "zz", 2);
+        }
+        sb_frame(&s, 1, WS_OP_BINARY, "plain", 5);
+        sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_BINARY, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7);
+        exp_ev_t e2[] = { EV(WS_MSG_PING, "zz"), { WS_MSG_TEXT, plain, sizeof plain, 0, 1 },
+                          EV(WS_MSG_BINARY, "plain"), EVZ(WS_MSG_BINARY, "Hello") };
+        char name[64];
+        snprintf(name, sizeof name, "compressed fragments of %zu", fs);
+        /* every-split runs on the long streams would take minutes: socket-sized reads */
+        static const size_t reads[] = { 1, 7, 1000, 1u << 20 };
+        for (size_t rd = 0; rd < sizeof reads / sizeof reads[0]; rd++) {
+            size_t ncut = 0, *cut = malloc((s.n / reads[rd] + 2) * sizeof *cut);
+            if (!cut) abort();
+            for (size_t a = reads[rd]; a < s.n; a += reads[rd]) cut[ncut++] = a;
+            cut[ncut++] = s.n;
+            res_t r;
+            feed(&c, s.d, s.n, cut, ncut, &r);
+            CHECK_MSG(same_events(name, "reads", &r, e2, 4, 0, -1), "%s read %zu", name, reads[rd]);
+            res_free(&r);
+            free(cut);
+        }
+        sb_free(&s);
+    }
+
+    /* context takeover across messages (reset 0): a zlib stream kept open */
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    CHECK(deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK);
+    for (int i = 0; i < 4; i++) {
+        zn = pmd_compress(&zs, plain, 3000, z, sizeof z);
+        sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_TEXT, z, zn);
+    }
+    deflateEnd(&zs);
+    exp_ev_t e3[4];
+    for (int i = 0; i < 4; i++) e3[i] = (exp_ev_t){ WS_MSG_TEXT, plain, 3000, 0, 1 };
+    ws_reader_config_t keep = cfg_pmd(3000, WS_ROLE_SERVER, 0);
+    CHECK(run_all("context takeover", &keep, s.d, s.n, e3, 4, 0, -1));
+    sb_free(&s);
+}
+
+static void t_pmd_errors(void)
+{
+    static uint8_t big[1u << 20], z[1u << 17];
+    ws_reader_config_t c = cfg_pmd(1000, WS_ROLE_SERVER, 1);
+    sb_t s = { 0 };
+    size_t at;
+
+    /* RSV1 on a continuation frame */
+    sb_frame_b0(&s, 0x40 | WS_OP_TEXT, "\xf2\x48", 2);
+    at = s.n;
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_CONT, "\xcd\xc9\xc9\x07\x00", 5);
+    CHECK(run_all("rsv1 on continuation", &c, s.d, s.n, NULL, 0, WS_E_MSG_RSV1_CONT, (long)at + 6));
+    sb_free(&s);
+    /* ... also when the message itself was not compressed */
+    sb_frame(&s, 0, WS_OP_TEXT, "He", 2);
+    at = s.n;
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_CONT, "llo", 3);
+    CHECK(run_all("rsv1 on continuation of plain", &c, s.d, s.n, NULL, 0, WS_E_MSG_RSV1_CONT, (long)at + 6));
+    sb_free(&s);
+    /* RSV1 on a control frame even with deflate; RSV2/RSV3 still refused */
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_PING, "", 0);
+    CHECK(run_all("rsv1 on ping", &c, s.d, s.n, NULL, 0, WS_E_FRAME_RSV, 1));
+    sb_free(&s);
+    sb_frame_b0(&s, 0x80 | 0x60 | WS_OP_TEXT, "", 0);
+    CHECK(run_all("rsv1+2", &c, s.d, s.n, NULL, 0, WS_E_FRAME_RSV, 1));
+    sb_free(&s);
+    /* RSV1 without deflate negotiated */
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_TEXT, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7);
+    ws_reader_config_t plain = cfg_server(1000);
+    CHECK(run_all("rsv1 without deflate", &plain, s.d, s.n, NULL, 0, WS_E_FRAME_RSV, 1));
+    sb_free(&s);
+
+    /* deflate bomb: 1 MiB of zeros in ~1 KiB, limit 64 KiB: 1009 */
+    ws_reader_config_t c64 = cfg_pmd(65536, WS_ROLE_SERVER, 1);
+    size_t zn = pmd_compress(NULL, big, sizeof big, z, sizeof z);
+    CHECK(zn < 2000);
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_BINARY, z, zn);
+    CHECK(run_all("deflate bomb", &c64, s.d, s.n, NULL, 0, WS_E_INFLATE_TOO_BIG, (long)s.n));
+    sb_free(&s);
+    CHECK_INT(ws_err_close_code(WS_E_INFLATE_TOO_BIG), 1009);
+    /* exactly the limit inflates fine; one more byte does not */
+    zn = pmd_compress(NULL, big, 65536, z, sizeof z);
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_BINARY, z, zn);
+    exp_ev_t e1[] = { { WS_MSG_BINARY, big, 65536, 0, 1 } };
+    CHECK(run_all("inflated at limit", &c64, s.d, s.n, e1, 1, 0, -1));
+    sb_free(&s);
+    zn = pmd_compress(NULL, big, 65537, z, sizeof z);
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_BINARY, z, zn);
+    CHECK(run_all("inflated over limit", &c64, s.d, s.n, NULL, 0, WS_E_INFLATE_TOO_BIG, (long)s.n));
+    sb_free(&s);
+
+    /* incompressible data at the limit fits the compressed-size slack */
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < 65536; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        big[i] = (uint8_t)x;
+    }
+    zn = pmd_compress(NULL, big, 65536, z, sizeof z);
+    CHECK(zn > 65536);
+    sb_frame_b0(&s, 0x40 | WS_OP_BINARY, z, zn / 2);
+    sb_frame(&s, 1, WS_OP_CONT, z + zn / 2, zn - zn / 2);
+    exp_ev_t e2[] = { { WS_MSG_BINARY, big, 65536, 0, 1 } };
+    CHECK(run_all("incompressible at limit", &c64, s.d, s.n, e2, 1, 0, -1));
+    sb_free(&s);
+    memset(big, 0, 65537);
+
+    /* the compressed bytes themselves are bounded, at the header:
+     * 1000 + 1000/64 + 1024 = 2039 */
+    memset(z, 0, 2100);
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_BINARY, z, 2040);
+    CHECK(run_all("compressed too big", &c, s.d, s.n, NULL, 0, WS_E_MSG_TOO_BIG, 8));
+    sb_free(&s);
+    sb_frame_b0(&s, 0x40 | WS_OP_BINARY, z, 2000);
+    at = s.n;
+    sb_frame(&s, 1, WS_OP_CONT, z, 40);
+    CHECK(run_all("compressed too big across fragments", &c, s.d, s.n, NULL, 0, WS_E_MSG_TOO_BIG, (long)at + 6));
+    sb_free(&s);
+
+    /* corrupt data: 1007 */
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_BINARY, "\xff\xff\xff\xff\x00\x01", 6);
+    CHECK(run_all("corrupt", &c, s.d, s.n, NULL, 0, WS_E_INFLATE, (long)s.n));
+    sb_free(&s);
+    CHECK_INT(ws_err_close_code(WS_E_INFLATE), 1007);
+    /* a message cut short inside a block */
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_TEXT, "\xf2\x48\xcd", 3);
+    CHECK(run_all("truncated deflate", &c, s.d, s.n, NULL, 0, WS_E_INFLATE, (long)s.n));
+    sb_free(&s);
+    /* valid deflate, invalid UTF-8 inside: 1007 */
+    zn = pmd_compress(NULL, "abc\xed\xa0\x80xyz", 9, z, sizeof z);
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_TEXT, z, zn);
+    CHECK(run_all("compressed bad utf8", &c, s.d, s.n, NULL, 0, WS_E_UTF8, (long)s.n));
+    sb_free(&s);
+    /* ... and ending mid code point */
+    zn = pmd_compress(NULL, "abc\xe2\x82", 5, z, sizeof z);
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_TEXT, z, zn);
+    CHECK(run_all("compressed truncated utf8", &c, s.d, s.n, NULL, 0, WS_E_UTF8, (long)s.n));
+    sb_free(&s);
+    /* the same bytes as binary are fine */
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_BINARY, z, zn);
+    exp_ev_t e3[] = { { WS_MSG_BINARY, "abc\xe2\x82", 5, 0, 1 } };
+    CHECK(run_all("compressed binary", &c, s.d, s.n, e3, 1, 0, -1));
+    sb_free(&s);
+}
+
+/* A compressed message uses heap only while it is assembled and returned. */
+static void t_pmd_heap(void)
+{
+    ws_inflater_t *inf = ws_inflater_new(15);
+    ws_reader_config_t c = { .max_message_size = 1 << 16, .role = WS_ROLE_SERVER, .inflater = inf,
+                             .inflate_reset = 1 };
+    static uint8_t plain[20000], z[30000];
+    for (size_t i = 0; i < sizeof plain; i++) plain[i] = (uint8_t)('a' + i % 7);
+    size_t zn = pmd_compress(NULL, plain, sizeof plain, z, sizeof z);
+    sb_t s = { 0 };
+    sb_frame_b0(&s, 0x80 | 0x40 | WS_OP_TEXT, z, zn);
+    ws_reader_t r;
+    ws_reader_init(&r, &c);
+    size_t used;
+    ws_msg_t m;
+    CHECK_INT(ws_reader_feed(&r, s.d, s.n, &used, &m), 1);
+    CHECK_INT(m.compressed, 1);
+    CHECK_INT(m.len, sizeof plain);
+    CHECK_MEM(m.data, plain, sizeof plain);
+    CHECK(ws_reader_heap_bytes(&r) >= sizeof plain);     /* the inflated copy */
+    CHECK_INT(ws_reader_feed(&r, s.d, 0, &used, &m), 0);
+    CHECK_INT(ws_reader_heap_bytes(&r), 0);
+    ws_reader_free(&r);
+    sb_free(&s);
+    ws_inflater_free(inf);
+}
+
 int main(void)
 {
+    g_inf = ws_inflater_new(15);
     RUN(t_sizes);
     RUN(t_back_to_back);
     RUN(t_ping_pong);
@@ -1066,5 +1357,10 @@ int main(void)
     RUN(t_rfc_examples);
     RUN(t_close_codes);
     RUN(t_close_reply);
+    RUN(t_pmd_rfc_examples);
+    RUN(t_pmd_messages);
+    RUN(t_pmd_errors);
+    RUN(t_pmd_heap);
+    ws_inflater_free(g_inf);
     return test_report("message");
 }
