@@ -1,5 +1,6 @@
 /* ws_frame.c — the RFC 6455 §5 frame codec (see ws_frame.h). */
 #include "ws_frame.h"
+#include "ws_internal.h"
 #include "ws_status.h"
 
 #include <string.h>
@@ -72,10 +73,7 @@ int ws_frame_parse_header(const uint8_t *buf, size_t len, int allowed_rsv,
  * so the same rotated key fits each chunk start. */
 void ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset)
 {
-    uint8_t m[4];
-    for (unsigned k = 0; k < 4; k++) m[k] = mask[(offset + k) & 3];
-    uint32_t m32;
-    memcpy(&m32, m, 4);
+    uint32_t m32 = ws_mask_key32(mask, offset);
     size_t i = 0;
 #if defined(__AVX2__)
     {
@@ -127,7 +125,7 @@ void ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t offset)
         memcpy(data + i, &w, 4);
         i += 4;
     }
-    for (; i < len; i++) data[i] ^= m[i & 3];
+    for (; i < len; i++) data[i] ^= mask[(offset + i) & 3];
 }
 
 size_t ws_frame_header_size(uint64_t payload_len, int masked)

@@ -3,14 +3,16 @@
  * One call walks the fed bytes frame by frame: a header (spilled into _hdr
  * when it is split), then the payload, which is unmasked in place in the
  * caller's buffer and, for an uncompressed text message, UTF-8-checked in
- * the same pass over each block while it is still in L1.  A message that
- * starts and ends inside the fed buffer is returned in place; anything else
- * is appended to _msg as it arrives.  Control frames are returned in place
- * or, when split across feeds, from the 125-byte _ctrl spill.
+ * the same pass (on AVX2, from the register each block was unmasked in).
+ * A message that starts and ends inside the fed buffer is returned in
+ * place; anything else is appended to _msg as it arrives.  Control frames
+ * are returned in place or, when split across feeds, from the 125-byte
+ * _ctrl spill.
  */
 #include "ws_message.h"
 #include "ws_status.h"
 #include "ws_utf8.h"
+#include "ws_internal.h"
 
 #include <string.h>
 
@@ -19,10 +21,10 @@ enum { ST_HDR = 0, ST_PAYLOAD = 1 };
 /* _release bits: what the next call frees before it does anything else. */
 enum { REL_MSG = 1, REL_CTRL = 2, REL_INFLATED = 4 };
 
-/* Unmask and UTF-8-check in blocks this big: the block is validated while
- * it is still in L1 after unmasking, and a bad byte stops the work within
- * one block of it. */
-#define WS_FUSE_BLOCK 4096
+/* Unmask and UTF-8-check in blocks this big: where the pass cannot be
+ * fused, the block is validated while it is still in L1 after unmasking;
+ * either way a bad byte stops the work within one block of it. */
+#define WS_FUSE_BLOCK 16384
 
 static const uint8_t ws_empty[1];
 
@@ -115,7 +117,9 @@ static int ws_read_header(ws_reader_t *r, const uint8_t *p, size_t n, size_t *us
 }
 
 /* Unmasks p[0..n) — the next n payload bytes of the current frame — and,
- * for an uncompressed text message, feeds them to the UTF-8 validator. */
+ * for an uncompressed text message, feeds them to the UTF-8 validator in
+ * the same pass (ws_utf8_unmask_validate), a block at a time so a bad byte
+ * stops the work within one block of it. */
 static int ws_unmask_check(ws_reader_t *r, uint8_t *p, size_t n, int utf8)
 {
     int masked = r->_cfg.role == WS_ROLE_SERVER;
@@ -126,15 +130,14 @@ static int ws_unmask_check(ws_reader_t *r, uint8_t *p, size_t n, int utf8)
     uint32_t st = r->_utf8;
     for (size_t off = 0; off < n; off += WS_FUSE_BLOCK) {
         size_t b = n - off < WS_FUSE_BLOCK ? n - off : WS_FUSE_BLOCK;
-        if (masked) ws_mask(p + off, b, r->_mask, r->_frame_done + off);
-        st = ws_utf8_validate(st, p + off, b);
-        if (st == WS_UTF8_REJECT) {
-            r->_utf8 = st;
-            return WS_E_UTF8;
-        }
+        if (masked)
+            st = ws_utf8_unmask_validate(st, p + off, b, r->_mask, r->_frame_done + off);
+        else
+            st = ws_utf8_validate(st, p + off, b);
+        if (st == WS_UTF8_REJECT) break;
     }
     r->_utf8 = st;
-    return 0;
+    return st == WS_UTF8_REJECT ? WS_E_UTF8 : 0;
 }
 
 static int ws_emit_control(ws_reader_t *r, const uint8_t *p, size_t n, ws_msg_t *msg)

@@ -30,6 +30,8 @@
  * cycle per byte instead of about one.
  */
 #include "ws_utf8.h"
+#include "ws_internal.h"
+#include "ws_frame.h"
 
 #include <string.h>
 
@@ -195,8 +197,11 @@ static uint32_t ws_utf8_dfa(uint64_t st, const uint8_t *s, const uint8_t *end)
 #define E_TWO_CONTS  0x80
 #define DUP16(...) __VA_ARGS__, __VA_ARGS__
 
-__attribute__((target("avx2")))
-static int ws_utf8_avx2_valid(const uint8_t *s, size_t n)   /* n: multiple of 32 */
+#define WS_AVX2 __attribute__((target("avx2")))
+
+/* Error bits of the 32 bytes `cur`, given the 32 bytes before them. */
+static inline WS_AVX2 __attribute__((always_inline))
+__m256i ws_utf8_avx2_errors(__m256i prev, __m256i cur)
 {
     const __m256i t_prev_hi = _mm256_setr_epi8(DUP16(
         E_TOO_LONG, E_TOO_LONG, E_TOO_LONG, E_TOO_LONG,
@@ -230,31 +235,54 @@ static int ws_utf8_avx2_valid(const uint8_t *s, size_t n)   /* n: multiple of 32
         E_TOO_SHORT, E_TOO_SHORT, E_TOO_SHORT, E_TOO_SHORT));
 #undef CONT_
     const __m256i nib = _mm256_set1_epi8(0x0F);
-    const __m256i third = _mm256_set1_epi8((char)(0xE0 - 1));
-    const __m256i fourth = _mm256_set1_epi8((char)(0xF0 - 1));
-    const __m256i bit7 = _mm256_set1_epi8((char)0x80);
-    const __m256i zero = _mm256_setzero_si256();
-    __m256i prev = zero, err = zero;
+    __m256i carry = _mm256_permute2x128_si256(prev, cur, 0x21);
+    __m256i p1 = _mm256_alignr_epi8(cur, carry, 15);
+    __m256i p2 = _mm256_alignr_epi8(cur, carry, 14);
+    __m256i p3 = _mm256_alignr_epi8(cur, carry, 13);
+    __m256i k = _mm256_and_si256(
+        _mm256_and_si256(
+            _mm256_shuffle_epi8(t_prev_hi, _mm256_and_si256(_mm256_srli_epi16(p1, 4), nib)),
+            _mm256_shuffle_epi8(t_prev_lo, _mm256_and_si256(p1, nib))),
+        _mm256_shuffle_epi8(t_cur_hi, _mm256_and_si256(_mm256_srli_epi16(cur, 4), nib)));
+    __m256i must = _mm256_or_si256(_mm256_subs_epu8(p2, _mm256_set1_epi8((char)(0xE0 - 1))),
+                                   _mm256_subs_epu8(p3, _mm256_set1_epi8((char)(0xF0 - 1))));
+    must = _mm256_and_si256(_mm256_cmpgt_epi8(must, _mm256_setzero_si256()),
+                            _mm256_set1_epi8((char)0x80));
+    return _mm256_xor_si256(must, k);
+}
+#undef DUP16
+
+/* 1 when s[0..n) (n a multiple of 32, starting at a code-point boundary)
+ * has no error the backward checks can see. */
+static WS_AVX2 int ws_utf8_avx2_valid(const uint8_t *s, size_t n)
+{
+    __m256i prev = _mm256_setzero_si256(), err = prev;
     for (size_t i = 0; i < n; i += 32) {
         __m256i cur = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
-        __m256i carry = _mm256_permute2x128_si256(prev, cur, 0x21);
-        __m256i p1 = _mm256_alignr_epi8(cur, carry, 15);
-        __m256i p2 = _mm256_alignr_epi8(cur, carry, 14);
-        __m256i p3 = _mm256_alignr_epi8(cur, carry, 13);
-        __m256i k = _mm256_and_si256(
-            _mm256_and_si256(
-                _mm256_shuffle_epi8(t_prev_hi, _mm256_and_si256(_mm256_srli_epi16(p1, 4), nib)),
-                _mm256_shuffle_epi8(t_prev_lo, _mm256_and_si256(p1, nib))),
-            _mm256_shuffle_epi8(t_cur_hi, _mm256_and_si256(_mm256_srli_epi16(cur, 4), nib)));
-        __m256i must = _mm256_or_si256(_mm256_subs_epu8(p2, third), _mm256_subs_epu8(p3, fourth));
-        must = _mm256_and_si256(_mm256_cmpgt_epi8(must, zero), bit7);
-        err = _mm256_or_si256(err, _mm256_xor_si256(must, k));
+        err = _mm256_or_si256(err, ws_utf8_avx2_errors(prev, cur));
         prev = cur;
         if ((i & 511) == 480 && !_mm256_testz_si256(err, err)) return 0;
     }
     return _mm256_testz_si256(err, err);
 }
-#undef DUP16
+
+/* The same, unmasking each block in the register it is checked from: one
+ * pass over memory, and no load that has to wait for the stores of a
+ * separate unmasking pass.  `m32` is the key rotated to s[0]. */
+static WS_AVX2 int ws_utf8_avx2_unmask_valid(uint8_t *s, size_t n, uint32_t m32)
+{
+    const __m256i key = _mm256_set1_epi32((int)m32);
+    __m256i prev = _mm256_setzero_si256(), err = prev;
+    for (size_t i = 0; i < n; i += 32) {
+        __m256i *p = (__m256i *)(void *)(s + i);
+        __m256i cur = _mm256_xor_si256(_mm256_loadu_si256(p), key);
+        _mm256_storeu_si256(p, cur);
+        err = _mm256_or_si256(err, ws_utf8_avx2_errors(prev, cur));
+        prev = cur;
+        if ((i & 511) == 480 && !_mm256_testz_si256(err, err)) return 0;
+    }
+    return _mm256_testz_si256(err, err);
+}
 
 /* Tests set this to check the scalar path on an AVX2 machine. */
 static int ws_utf8_no_avx2;
@@ -266,6 +294,17 @@ static int ws_utf8_use_avx2(void)
 #else
     return !ws_utf8_no_avx2 && __builtin_cpu_supports("avx2");
 #endif
+}
+
+/* Where the DFA resumes after a vector check of s[0..n): the last byte of
+ * the final three that is not a continuation (every sequence before it was
+ * checked to its end), or n when all three are continuations (then they
+ * close a 4-byte sequence, or the check flagged them). */
+static size_t ws_utf8_resume(const uint8_t *s, size_t n)
+{
+    for (size_t k = 1; k <= 3; k++)
+        if ((s[n - k] & 0xC0) != 0x80) return n - k;
+    return n;
 }
 #endif
 
@@ -284,15 +323,39 @@ uint32_t ws_utf8_validate(uint32_t state, const uint8_t *s, size_t len)
     if (end - s >= 64 && ws_utf8_use_avx2()) {
         size_t n = (size_t)(end - s) & ~(size_t)31;
         if (!ws_utf8_avx2_valid(s, n)) return U_REJ;
-        /* Resume at the last byte among the final three that is not a
-         * continuation: every sequence before it was checked to its end. */
-        size_t b = n;
-        for (size_t k = 1; k <= 3; k++)
-            if ((s[n - k] & 0xC0) != 0x80) { b = n - k; break; }
-        s += b;
+        s += ws_utf8_resume(s, n);
     }
 #endif
     return ws_utf8_dfa(st, s, end);
+}
+
+uint32_t ws_utf8_unmask_validate(uint32_t state, uint8_t *s, size_t len,
+                                 const uint8_t mask[4], uint64_t offset)
+{
+#ifdef WS_UTF8_HAVE_AVX2_PATH
+    uint64_t st = state;
+    if (st != U_REJ && len >= 32 && ws_utf8_use_avx2()) {
+        size_t i = 0;
+        /* Finish a sequence a previous call left open, a byte at a time. */
+        for (; st != U_ACC && i < len; i++) {
+            s[i] ^= mask[(offset + i) & 3];
+            st = ws_utf8_row[ws_utf8_class[s[i]]] >> (st & 63);
+            st &= 63;
+            if (st == U_REJ) return U_REJ;
+        }
+        size_t n = (len - i) & ~(size_t)31;
+        if (n) {
+            if (!ws_utf8_avx2_unmask_valid(s + i, n, ws_mask_key32(mask, offset + i)))
+                return U_REJ;
+            if (len - i - n) ws_mask(s + i + n, len - i - n, mask, offset + i + n);
+            return ws_utf8_dfa(U_ACC, s + i + ws_utf8_resume(s + i, n), s + len);
+        }
+        ws_mask(s + i, len - i, mask, offset + i);
+        return ws_utf8_dfa(st, s + i, s + len);
+    }
+#endif
+    ws_mask(s, len, mask, offset);
+    return ws_utf8_validate(state, s, len);
 }
 
 int ws_utf8_is_valid(const uint8_t *s, size_t len)

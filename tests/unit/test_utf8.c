@@ -3,6 +3,7 @@
  * The .c is included to reach its statics: every test runs twice, with the
  * AVX2 path (when the CPU has it) and with the scalar DFA alone. */
 #include "test.h"
+#include "ws_frame.h"
 #include "ws_utf8.c"
 
 typedef struct vec {
@@ -395,6 +396,60 @@ static void t_four_byte_positions(void)
     }
 }
 
+
+/* The fused unmask + validate (ws_internal.h) equals ws_mask followed by
+ * ws_utf8_validate: same state, same bytes (unless REJECT), for random
+ * text, every mask offset, a state carried in from a prefix, and lengths
+ * around the 32-byte blocks. */
+static void t_unmask_validate(void)
+{
+    static uint8_t plain[3000], a[3000], b[3000];
+    const uint8_t mask[4] = { 0x9d, 0x00, 0x5a, 0xf3 };
+    for (int iter = 0; iter < 1500; iter++) {
+        size_t n = 0, target = (size_t)(rng() % sizeof plain);
+        int noise = (int)(rng() % 3);
+        while (n + 4 < target) {
+            uint64_t r = rng();
+            if (r % 3 == 0) plain[n++] = (uint8_t)(0x20 + (r >> 8) % 95);
+            else {
+                uint32_t cp = (uint32_t)(0x80 + (r >> 8) % (0x110000 - 0x80));
+                if (cp >= 0xD800 && cp <= 0xDFFF) cp = 0xFFFD;
+                n += enc(cp, plain + n);
+            }
+            if (noise && rng() % (300 * (uint64_t)noise) == 0 && n) plain[rng() % n] = (uint8_t)rng();
+        }
+        /* the state coming in: validate a short prefix (0..5 bytes) first */
+        size_t pre = n ? (size_t)(rng() % (n < 6 ? n + 1 : 6)) : 0;
+        uint32_t st0 = ws_utf8_validate(WS_UTF8_ACCEPT, plain, pre);
+        uint64_t off = pre + (rng() % 2 ? (1ull << 33) : 0);
+        size_t len = n - pre;
+        memcpy(a, plain + pre, len);
+        ws_mask(a, len, mask, off);                 /* what the wire carries */
+        memcpy(b, a, len);
+        uint32_t sa = ws_utf8_unmask_validate(st0, a, len, mask, off);
+        ws_mask(b, len, mask, off);
+        uint32_t sb = ws_utf8_validate(st0, b, len);
+        CHECK_MSG(sa == sb, "iter %d: fused %u, two passes %u (pre %zu len %zu)", iter, sa, sb, pre, len);
+        if (sa != WS_UTF8_REJECT) CHECK_MSG(memcmp(a, b, len) == 0, "iter %d: bytes differ", iter);
+    }
+    /* every short length, offset and alignment on valid text */
+    static const char txt[] = "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5 \xf0\x9f\x98\x80 hello "
+                              "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e 0123456789 \xc3\xa9\xc3\xa8 end.";
+    size_t L = sizeof txt - 1;
+    for (size_t cut = 0; cut <= L; cut++) {
+        uint32_t st0 = ws_utf8_validate(WS_UTF8_ACCEPT, (const uint8_t *)txt, cut);
+        for (uint64_t off = 0; off < 4; off++) {
+            for (size_t al = 0; al < 3; al++) {
+                memcpy(a + al, txt + cut, L - cut);
+                ws_mask(a + al, L - cut, mask, off);
+                uint32_t st = ws_utf8_unmask_validate(st0, a + al, L - cut, mask, off);
+                CHECK_MSG(st == WS_UTF8_ACCEPT, "cut %zu off %u al %zu: %u", cut, (unsigned)off, al, st);
+                CHECK(memcmp(a + al, txt + cut, L - cut) == 0);
+            }
+        }
+    }
+}
+
 static void run_suite(void)
 {
     RUN(t_vectors);
@@ -407,6 +462,7 @@ static void run_suite(void)
     RUN(t_exhaustive_short);
     RUN(t_patterns_in_blocks);
     RUN(t_four_byte_positions);
+    RUN(t_unmask_validate);
 }
 
 int main(void)
