@@ -73,9 +73,9 @@ const wsgw_key_t wsgw_keys[] = {
          "close when nothing (not even a pong) arrives for this long"),
     KDUR(write_timeout, "0", 100, 1 * HOUR, WSGW_KF_ZERO_OFF,
          "close when queued output makes no progress for this long"),
-    KDUR(pong_timeout, "60s", 1 * SEC, 1 * HOUR, WSGW_KF_ZERO_OFF,
+    KDUR(pong_timeout, "60s", 100, 1 * HOUR, WSGW_KF_ZERO_OFF,
          "close when no pong follows a ping within this time"),
-    KDUR(ping_period, "54s", 1 * SEC, 1 * HOUR, WSGW_KF_ZERO_OFF,
+    KDUR(ping_period, "54s", 100, 1 * HOUR, WSGW_KF_ZERO_OFF,
          "interval between server pings (Iris: 9/10 of 60s)"),
     /* Iris/gorilla default to 1024 bytes, which refuses ordinary JSON state
      * and chat payloads with close 1009.  64 KiB equals the per-loop read
@@ -109,8 +109,8 @@ const wsgw_key_t wsgw_keys[] = {
     KINT(max_event_name, "64", 1, 1024, 0, "longest event name in bytes"),
     KLIST(join_rooms, "*", wsgw_check_glob, "GLOB",
           "glob patterns of rooms a client may join; empty = none"),
-    KSET(emit_targets, "broadcast,all,room,conn", emit_names,
-         "envelope targets a client may emit to"),
+    KSET(emit_targets, "broadcast,all,room", emit_names,
+         "envelope targets a client may emit to (room: only rooms it joined)"),
     KINT(error_rate_limit, "10", 0, 100000, 0,
          "bad envelopes per second tolerated before close 1008; 0 = never close"),
     KINT(error_rate_burst, "20", 1, 1000000, 0, "bad envelopes allowed in a burst"),

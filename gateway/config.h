@@ -63,6 +63,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "log.h"
+
 #ifndef WSGW_VERSION
 #define WSGW_VERSION "0.1.0-dev"
 #endif
@@ -83,7 +85,7 @@ typedef struct wsgw_strlist {
 enum { WSGW_TLS_1_2 = 0, WSGW_TLS_1_3 = 1 };
 enum { WSGW_ID_RANDOM = 0, WSGW_ID_HEADER = 1 };
 enum { WSGW_SLOW_CLOSE = 0, WSGW_SLOW_DROP = 1 };
-enum { WSGW_LOG_DEBUG = 0, WSGW_LOG_INFO = 1, WSGW_LOG_WARN = 2, WSGW_LOG_ERROR = 3 };
+/* Log levels: wsgw_log_level_t in log.h (WSGW_LOG_DEBUG..WSGW_LOG_ERROR). */
 enum { WSGW_LOG_TEXT = 0, WSGW_LOG_JSON = 1 };
 /* Bits of emit_targets: which envelope targets a client may emit to. */
 enum {

@@ -388,13 +388,15 @@ const char *wsgw_check_token_opt(const char *s)
 
 const char *wsgw_check_origin(const char *s)
 {
-    static const char usage[] = "not an origin (use https://host[:port] or *)";
+    static const char usage[] = "not an origin (use https://host[:port], https://*.example.com or *)";
     if (strcmp(s, "*") == 0) return NULL;
     const char *sep = strstr(s, "://");
     if (!sep || sep == s || !is_alpha((unsigned char)s[0])) return usage;
     for (const char *p = s; p < sep; p++)
         if (!is_alnum((unsigned char)*p) && !strchr("+.-", *p)) return usage;
     const char *h = sep + 3;
+    /* One leading "*." label matches any subdomain (fnmatch at run time). */
+    if (h[0] == '*' && h[1] == '.') h += 2;
     if (strchr(h, '/')) return "an origin has no path, not even a trailing / (https://example.com)";
     if (!*h) return "missing host";
     if (strlen(h) > 260) return "host name too long";

@@ -88,7 +88,7 @@ static void test_defaults(void)
     CHECK_INT(c.max_event_name, 64);
     CHECK_INT(c.join_rooms.n, 1);
     CHECK_STR(c.join_rooms.v[0], "*");
-    CHECK_INT(c.emit_targets, WSGW_EMIT_BROADCAST | WSGW_EMIT_ALL | WSGW_EMIT_ROOM | WSGW_EMIT_CONN);
+    CHECK_INT(c.emit_targets, WSGW_EMIT_BROADCAST | WSGW_EMIT_ALL | WSGW_EMIT_ROOM);
     CHECK_INT(c.error_rate_limit, 10);
     CHECK_INT(c.error_rate_burst, 20);
     CHECK_STR(c.redis_url, "");
@@ -329,7 +329,7 @@ static void test_set_errors(void)
         { "client_js_path", "x.js", "client_js_path: SRC=x.js: must start with /" },
         { "id_header", "X Id", "id_header: SRC=X Id: not an HTTP token (letters, digits, !#$%&'*+-.^_`|~)" },
         { "subprotocols", "chat,", "subprotocols: SRC=chat,: empty item in a comma-separated list" },
-        { "allowed_origins", "example.com", "allowed_origins: SRC=example.com: not an origin (use https://host[:port] or *)" },
+        { "allowed_origins", "example.com", "allowed_origins: SRC=example.com: not an origin (use https://host[:port], https://*.example.com or *)" },
         { "allowed_origins", "https://example.com/",
           "allowed_origins: SRC=https://example.com/: an origin has no path, not even a trailing / (https://example.com)" },
         { "redis_prefix", "a b", "redis_prefix: SRC=a b: only letters, digits and _ . : - are allowed" },
@@ -769,7 +769,7 @@ static void test_help_lists_every_key(void)
     CHECK_INT(keys, 42);
     CHECK_HAS(s, "--listen HOST:PORT\n");
     CHECK_HAS(s, "size 16..256MiB; default: 64KiB");
-    CHECK_HAS(s, "duration 1s..1h, 0 = off; default: 54s");
+    CHECK_HAS(s, "duration 100ms..1h, 0 = off; default: 54s");
     CHECK_HAS(s, "enum debug|info|warn|error; default: info");
     CHECK_HAS(s, "int 1..256 or auto; default: 1");
     CHECK_HAS(s, "--config FILE");
