@@ -1,0 +1,104 @@
+/* log.c — see log.h. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static wsgw_log_level_t log_level = WSGW_LOG_INFO;
+static int log_json;
+
+static const char *const log_level_names[] = { "debug", "info", "warn", "error" };
+
+void wsgw_log_set_level(wsgw_log_level_t level) { log_level = level; }
+void wsgw_log_set_json(int json) { log_json = json; }
+int  wsgw_log_enabled(wsgw_log_level_t level) { return level >= log_level; }
+
+static size_t log_timestamp(char *out, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(out + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    return n;
+}
+
+/* Rewrites "k=v k2=\"a b\"" as JSON members.  Values that are numbers stay
+ * strings: log consumers should not depend on field types. */
+static void log_kv_to_json(FILE *f, const char *kv)
+{
+    const char *p = kv;
+    while (*p) {
+        while (*p == ' ') p++;
+        const char *k = p;
+        while (*p && *p != '=' && *p != ' ') p++;
+        if (*p != '=') { while (*p && *p != ' ') p++; continue; }
+        fprintf(f, ",\"%.*s\":\"", (int)(p - k), k);
+        p++;
+        if (*p == '"') {
+            p++;
+            while (*p && *p != '"') {
+                if (*p == '\\' && p[1]) {
+                    if (p[1] == 'x') { fputs("\\u00", f); p += 2; fputc(p[0], f); fputc(p[1], f); p += 2; continue; }
+                    fputc('\\', f); fputc(p[1], f); p += 2; continue;
+                }
+                fputc(*p++, f);
+            }
+            if (*p == '"') p++;
+        } else {
+            while (*p && *p != ' ') {
+                if (*p == '"' || *p == '\\') fputc('\\', f);
+                fputc(*p++, f);
+            }
+        }
+        fputc('"', f);
+    }
+}
+
+void wsgw_log(wsgw_log_level_t level, const char *event, const char *fmt, ...)
+{
+    if (level < log_level) return;
+    char ts[40], fields[2048];
+    log_timestamp(ts, sizeof ts);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fields, sizeof fields, fmt, ap);
+    va_end(ap);
+    /* One fprintf per line under stdio's lock so lines from one process
+     * never interleave; workers each write whole lines too. */
+    flockfile(stderr);
+    if (log_json) {
+        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"%s\"", ts,
+                log_level_names[level], event);
+        log_kv_to_json(stderr, fields);
+        fputs("}\n", stderr);
+    } else {
+        fprintf(stderr, "%s level=%s event=%s%s%s\n", ts, log_level_names[level], event,
+                fields[0] ? " " : "", fields);
+    }
+    funlockfile(stderr);
+}
+
+const char *wsgw_log_quote(char *out, size_t cap, const char *s, size_t len)
+{
+    size_t o = 0;
+    if (cap < 3) { if (cap) out[0] = '\0'; return out; }
+    out[o++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[5];
+        size_t n;
+        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; n = 2; }
+        else if (c < 0x20 || c == 0x7f) { snprintf(esc, sizeof esc, "\\x%02x", c); n = 4; }
+        else { esc[0] = (char)c; n = 1; }
+        if (o + n + 2 > cap) break;
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}

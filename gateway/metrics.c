@@ -1,0 +1,69 @@
+/* metrics.c — see metrics.h. */
+#include "metrics.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+static const char *const hs_fail_names[HS_FAIL_COUNT] = {
+    "bad_request", "bad_version", "too_large", "origin", "id_refused",
+    "timeout", "capacity", "not_found", "tls",
+};
+
+static const char *const close_reason_names[CLOSE_REASON_COUNT] = {
+    "peer", "server", "protocol_error", "slow_consumer", "ping_timeout",
+    "read_timeout", "write_timeout", "abnormal", "shutdown", "error_rate",
+};
+
+const char *wsgw_hs_fail_name(wsgw_hs_fail_t f) { return hs_fail_names[f]; }
+const char *wsgw_close_reason_name(wsgw_close_reason_t r) { return close_reason_names[r]; }
+
+static void put(ws_buf_t *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(ws_buf_t *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *dst = (char *)ws_buf_reserve(out, 256);
+    int n = vsnprintf(dst, 256, fmt, ap);
+    va_end(ap);
+    if (n >= 256) {               /* rare: long line, format again with room */
+        va_start(ap, fmt);
+        dst = (char *)ws_buf_reserve(out, (size_t)n + 1);
+        vsnprintf(dst, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    out->len += (size_t)n;
+}
+
+static void metric(ws_buf_t *out, const char *name, const char *type, const char *help, uint64_t v)
+{
+    put(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+}
+
+void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf_t *out)
+{
+    metric(out, "wsgw_connections", "gauge", "Open WebSocket connections.", g->connections);
+    metric(out, "wsgw_handshakes_pending", "gauge", "Connections still in the opening handshake.", g->handshaking);
+    metric(out, "wsgw_rooms", "gauge", "Rooms with at least one local member.", g->rooms);
+    metric(out, "wsgw_room_memberships", "gauge", "Room memberships over all connections.", g->memberships);
+    metric(out, "wsgw_queued_bytes", "gauge", "Outgoing bytes queued over all connections.", g->queued_bytes);
+    metric(out, "wsgw_uptime_seconds", "gauge", "Seconds since the server started.", g->uptime_seconds);
+    metric(out, "wsgw_connections_total", "counter", "WebSocket connections opened.", m->connections_total);
+    put(out, "# HELP wsgw_disconnects_total Connections closed, by reason.\n# TYPE wsgw_disconnects_total counter\n");
+    for (int i = 0; i < CLOSE_REASON_COUNT; i++)
+        put(out, "wsgw_disconnects_total{reason=\"%s\"} %" PRIu64 "\n", close_reason_names[i], m->closes[i]);
+    put(out, "# HELP wsgw_handshake_failures_total Refused opening handshakes, by reason.\n# TYPE wsgw_handshake_failures_total counter\n");
+    for (int i = 0; i < HS_FAIL_COUNT; i++)
+        put(out, "wsgw_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n", hs_fail_names[i], m->handshake_failures[i]);
+    metric(out, "wsgw_messages_in_total", "counter", "Data messages received from clients.", m->messages_in);
+    metric(out, "wsgw_bytes_in_total", "counter", "Bytes read from client sockets.", m->bytes_in);
+    metric(out, "wsgw_messages_out_total", "counter", "Messages queued to clients (one per receiver).", m->messages_out);
+    metric(out, "wsgw_bytes_out_total", "counter", "Bytes written to client sockets.", m->bytes_out);
+    metric(out, "wsgw_dropped_messages_total", "counter", "Deliveries not queued: receiver closing or over its queue limit.", m->dropped_messages);
+    metric(out, "wsgw_dropped_bytes_total", "counter", "Queued bytes discarded when a slow consumer was cut off.", m->dropped_bytes);
+    metric(out, "wsgw_slow_consumer_closes_total", "counter", "Connections closed for exceeding max_queued_bytes.", m->closes[CLOSE_SLOW_CONSUMER]);
+    metric(out, "wsgw_envelope_errors_total", "counter", "Error envelopes sent to clients.", m->envelope_errors);
+    metric(out, "wsgw_http_requests_total", "counter", "Plain HTTP requests answered.", m->http_requests);
+    metric(out, "wsgw_accept_errors_total", "counter", "accept() failures (EMFILE and others).", m->accept_errors);
+    metric(out, "wsgw_compressed_messages_total", "counter", "Outgoing messages compressed (once per fan-out).", m->compressed_messages);
+}

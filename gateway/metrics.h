@@ -1,0 +1,72 @@
+/* metrics.h — the gateway's counters and their Prometheus text rendering.
+ *
+ * Counters are plain uint64_t fields bumped inline on the loop thread (one
+ * loop per process, so no atomics).  Gauges (connections, rooms) are read
+ * from the server when /metrics is rendered.  Every limit the gateway
+ * enforces has a counter here, so an operator can see it being hit. */
+#ifndef WSGW_METRICS_H
+#define WSGW_METRICS_H
+
+#include <stdint.h>
+
+#include "ws_alloc.h"
+
+typedef enum wsgw_hs_fail {
+    HS_FAIL_BAD_REQUEST = 0,  /* 400: malformed or not a valid upgrade */
+    HS_FAIL_BAD_VERSION,      /* 426 */
+    HS_FAIL_TOO_LARGE,        /* 431 */
+    HS_FAIL_ORIGIN,           /* 403: CheckOrigin refused */
+    HS_FAIL_ID,               /* 403: IDGenerator refused */
+    HS_FAIL_TIMEOUT,          /* handshake_timeout passed */
+    HS_FAIL_CAPACITY,         /* 503: max_connections / max_pending_handshakes */
+    HS_FAIL_NOT_FOUND,        /* 404: upgrade on another path */
+    HS_FAIL_TLS,              /* TLS handshake failed */
+    HS_FAIL_COUNT
+} wsgw_hs_fail_t;
+
+typedef enum wsgw_close_reason {
+    CLOSE_BY_PEER = 0,        /* the client sent a close */
+    CLOSE_BY_SERVER,          /* wsgw_disconnect / backend */
+    CLOSE_PROTOCOL,           /* protocol error (1002/1007/1009) */
+    CLOSE_SLOW_CONSUMER,
+    CLOSE_PING_TIMEOUT,
+    CLOSE_READ_TIMEOUT,
+    CLOSE_WRITE_TIMEOUT,
+    CLOSE_ABNORMAL,           /* socket ended without a close frame */
+    CLOSE_SHUTDOWN,
+    CLOSE_ERROR_RATE,         /* too many bad envelopes: 1008 */
+    CLOSE_REASON_COUNT
+} wsgw_close_reason_t;
+
+typedef struct wsgw_metrics {
+    uint64_t connections_total;
+    uint64_t closes[CLOSE_REASON_COUNT];
+    uint64_t handshake_failures[HS_FAIL_COUNT];
+    uint64_t messages_in;          /* data messages received */
+    uint64_t bytes_in;             /* bytes read from sockets */
+    uint64_t messages_out;         /* deliveries queued (one per receiver) */
+    uint64_t bytes_out;            /* bytes written to sockets */
+    uint64_t dropped_messages;     /* deliveries not queued: receiver closing or over limit */
+    uint64_t dropped_bytes;        /* queued bytes discarded when a slow consumer was cut */
+    uint64_t envelope_errors;      /* error envelopes sent */
+    uint64_t http_requests;        /* plain HTTP requests answered */
+    uint64_t accept_errors;        /* accept() failures (EMFILE etc.) */
+    uint64_t compressed_messages;  /* outgoing messages compressed (once per fan-out) */
+} wsgw_metrics_t;
+
+typedef struct wsgw_gauges {
+    uint64_t connections;          /* WebSocket open */
+    uint64_t handshaking;
+    uint64_t rooms;
+    uint64_t memberships;
+    uint64_t queued_bytes;         /* over every connection */
+    uint64_t uptime_seconds;
+} wsgw_gauges_t;
+
+const char *wsgw_hs_fail_name(wsgw_hs_fail_t f);
+const char *wsgw_close_reason_name(wsgw_close_reason_t r);
+
+/* Appends the Prometheus text exposition (format 0.0.4) to out. */
+void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf_t *out);
+
+#endif

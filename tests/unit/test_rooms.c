@@ -1,0 +1,134 @@
+/* Unit tests: strmap, rooms, outq (the gateway's in-memory structures). */
+#include "test.h"
+
+#include "outq.h"
+#include "rooms.h"
+#include "strmap.h"
+
+static void test_strmap_put_get_del_churn(void)
+{
+    strmap_t m = {0};
+    static char keys[5000][16];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%d", i);
+        CHECK(strmap_put(&m, keys[i], strlen(keys[i]), (void *)(intptr_t)(i + 1)) == NULL);
+    }
+    CHECK_INT(m.count, 5000);
+    for (int i = 0; i < 5000; i += 2)
+        CHECK_INT((intptr_t)strmap_del(&m, keys[i], strlen(keys[i])), i + 1);
+    CHECK_INT(m.count, 2500);
+    for (int i = 0; i < 5000; i++) {
+        void *v = strmap_get(&m, keys[i], strlen(keys[i]));
+        if (i % 2) CHECK_INT((intptr_t)v, i + 1);
+        else CHECK(v == NULL);
+    }
+    CHECK(strmap_del(&m, "absent", 6) == NULL);
+    CHECK((intptr_t)strmap_put(&m, keys[1], strlen(keys[1]), (void *)7) == 2);
+    CHECK_INT((intptr_t)strmap_get(&m, keys[1], strlen(keys[1])), 7);
+    strmap_free(&m);
+}
+
+static int created, destroyed;
+static void on_created(wsgw_room_t *r, void *ud) { (void)r; (void)ud; created++; }
+static void on_destroyed(wsgw_room_t *r, void *ud) { (void)r; (void)ud; destroyed++; }
+
+static void test_rooms_join_leave_semantics(void)
+{
+    wsgw_rooms_t rs = { .on_room_created = on_created, .on_room_destroyed = on_destroyed };
+    wsgw_member_t a = {0}, b = {0}, c = {0};
+    created = destroyed = 0;
+    CHECK_INT(rooms_join(&rs, &a, "lobby", 5, 8), 1);
+    CHECK_INT(rooms_join(&rs, &a, "lobby", 5, 8), 0);      /* twice: one membership */
+    CHECK_INT(rooms_join(&rs, &b, "lobby", 5, 8), 1);
+    CHECK_INT(rooms_join(&rs, &c, "lobby", 5, 8), 1);
+    CHECK_INT(created, 1);
+    wsgw_room_t *r = rooms_find(&rs, "lobby", 5);
+    CHECK(r && r->count == 3);
+    CHECK_INT(rooms_leave(&rs, &a, "lobby", 5), 1);        /* swap-remove moves c */
+    CHECK_INT(rooms_leave(&rs, &a, "lobby", 5), 0);
+    CHECK(r->count == 2 && rooms_is_member(&b, "lobby", 5) && rooms_is_member(&c, "lobby", 5));
+    CHECK_INT(rooms_leave(&rs, &c, "lobby", 5), 1);        /* c's index must have been fixed */
+    CHECK(r->count == 1 && r->members[0] == &b);
+    CHECK_INT(rooms_leave(&rs, &b, "lobby", 5), 1);
+    CHECK_INT(destroyed, 1);
+    CHECK(rooms_find(&rs, "lobby", 5) == NULL);
+    CHECK_INT(rooms_count(&rs), 0);
+    CHECK(a.rooms == NULL && b.rooms == NULL && c.rooms == NULL);
+    rooms_free(&rs);
+}
+
+static void test_rooms_limit_and_leave_all(void)
+{
+    wsgw_rooms_t rs = {0};
+    wsgw_member_t m[10];
+    memset(m, 0, sizeof m);
+    char name[16];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        CHECK_INT(rooms_join(&rs, &m[0], name, strlen(name), 4), 1);
+        for (int k = 1; k < 10; k++) CHECK_INT(rooms_join(&rs, &m[k], name, strlen(name), 4), 1);
+    }
+    CHECK_INT(rooms_join(&rs, &m[0], "r9", 2, 4), -1);
+    CHECK_INT(rs.memberships, 40);
+    /* leave_all in an order that exercises index fix-ups everywhere. */
+    for (int k = 9; k >= 0; k -= 2) rooms_leave_all(&rs, &m[k]);
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        wsgw_room_t *r = rooms_find(&rs, name, strlen(name));
+        CHECK(r && r->count == 5);
+        for (uint32_t j = 0; j < r->count; j++) {
+            wsgw_member_t *mm = r->members[j];
+            int found = 0;
+            for (int q = 0; q < mm->count; q++)
+                if (mm->rooms[q].room == r) { CHECK_INT(mm->rooms[q].idx, j); found = 1; }
+            CHECK(found);
+        }
+    }
+    for (int k = 0; k < 10; k += 2) rooms_leave_all(&rs, &m[k]);
+    CHECK_INT(rooms_count(&rs), 0);
+    CHECK_INT(rs.memberships, 0);
+    rooms_free(&rs);
+}
+
+static void test_outq_shared_blocks(void)
+{
+    wsgw_outq_t q1 = {0}, q2 = {0};
+    wsgw_block_t *b = wsgw_block_new(10);
+    memcpy(b->data, "0123456789", 10);
+    outq_push(&q1, b);
+    outq_push(&q2, b);
+    wsgw_block_unref(b);                  /* the queues hold it now */
+    CHECK_INT(b->refs, 2);
+    for (int i = 0; i < 20; i++) {        /* grow the ring past 8 */
+        wsgw_block_t *x = wsgw_block_new(3);
+        memcpy(x->data, "abc", 3);
+        outq_push(&q1, x);
+        wsgw_block_unref(x);
+    }
+    CHECK_INT(q1.bytes, 70);
+    struct iovec iov[64];
+    CHECK_INT(outq_iov(&q1, iov, 64), 21);
+    outq_consume(&q1, 4);
+    CHECK_INT(outq_iov(&q1, iov, 64), 21);
+    CHECK_INT(iov[0].iov_len, 6);
+    CHECK_MEM(iov[0].iov_base, "456789", 6);
+    outq_consume(&q1, 6 + 3 + 1);         /* finish b, one "abc", 1 byte of the next */
+    CHECK_INT(b->refs, 1);
+    CHECK_INT(q1.bytes, 70 - 14);
+    CHECK_INT(outq_drop_unstarted(&q1), 3 * 18);   /* keeps the started head */
+    CHECK_INT(q1.count, 1);
+    CHECK_INT(q1.bytes, 2);
+    outq_consume(&q1, 2);
+    CHECK(q1.count == 0 && q1.ring == NULL);
+    outq_clear(&q2);                      /* frees b */
+    CHECK(q2.count == 0 && q2.bytes == 0);
+}
+
+int main(void)
+{
+    RUN(test_strmap_put_get_del_churn);
+    RUN(test_rooms_join_leave_semantics);
+    RUN(test_rooms_limit_and_leave_all);
+    RUN(test_outq_shared_blocks);
+    return test_report("rooms");
+}
