@@ -19,8 +19,10 @@ PROTO_OBJ := $(PROTO_SRC:%.c=$(B)/obj/%.o)
 PROTO_ASAN_OBJ := $(PROTO_SRC:%.c=$(B)/asan/%.o)
 # gateway/ minus the binary's main(): a library that tests link against.
 GW_SRC    := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
-GW_OBJ    := $(GW_SRC:%.c=$(B)/obj/%.o)
-GW_ASAN_OBJ := $(GW_SRC:%.c=$(B)/asan/%.o)
+GW_OBJ    := $(GW_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/client_js.o
+GW_ASAN_OBJ := $(GW_SRC:%.c=$(B)/asan/%.o) $(B)/asan/gen/client_js.o
+CLIENT_JS := clients/js/wsgw.js
+EXAMPLES  := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 LIBS      := $(B)/libwsgw.a $(B)/libwsproto.a
 LIBS_ASAN := $(B)/libwsgw-asan.a $(B)/libwsproto-asan.a
 
@@ -34,8 +36,8 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/asan/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test unit fuzz fuzz-build bench-proto deps clean help
-all: $(LIBS) $(UNIT_BIN)
+.PHONY: all run test unit integration fuzz fuzz-build bench-proto deps clean help
+all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN)
 
 help:
 	@echo "make            build everything (-Wall -Wextra -Werror)"
@@ -61,6 +63,34 @@ $(B)/libwsgw.a: $(GW_OBJ)
 $(B)/libwsgw-asan.a: $(GW_ASAN_OBJ)
 	ar rcs $@ $^
 
+# The JavaScript client is embedded in the binary: no file to deploy beside it.
+$(B)/gen/client_js.c: $(CLIENT_JS)
+	@mkdir -p $(@D)
+	@{ echo '/* generated from $(CLIENT_JS) by the Makefile */'; \
+	   echo '#include <stddef.h>'; \
+	   echo 'const unsigned char wsgw_client_js[] = {'; \
+	   od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	   echo '0x00 };'; \
+	   echo "const size_t wsgw_client_js_len = sizeof wsgw_client_js - 1;"; } > $@
+$(B)/obj/gen/client_js.o: $(B)/gen/client_js.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(B)/asan/gen/client_js.o: $(B)/gen/client_js.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+
+# ---- binaries ---------------------------------------------------------------
+$(B)/wsgw: gateway/main.c $(LIBS)
+	$(CC) $(CFLAGS) $< $(LIBS) $(GW_LIBS) -o $@
+$(B)/wsgw-asan: gateway/main.c $(LIBS_ASAN)
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
+$(B)/examples/%: examples/%.c $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $< $(LIBS) $(GW_LIBS) -o $@
+
+run: deps $(B)/wsgw
+	$(B)/wsgw --listen 0.0.0.0:8080 $(RUN_FLAGS)
+
 # ---- unit tests -----------------------------------------------------------
 $(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS)
 	@mkdir -p $(@D)
@@ -76,7 +106,7 @@ $(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIBS_ASAN)
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC)
 	@mkdir -p $(@D)
 	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway \
-	  -fsanitize=fuzzer,address,undefined $< $(PROTO_SRC) $(GW_SRC) $(GW_LIBS) -o $@
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< $(PROTO_SRC) $(GW_SRC) $(GW_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BIN)
 fuzz: deps $(FUZZ_BIN)
@@ -93,11 +123,18 @@ fuzz-merge: $(FUZZ_BIN)
 
 # ---- test -----------------------------------------------------------------
 unit: $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
-test: deps unit
+# Integration tests run the ASan+UBSan build of the gateway: every one of
+# them is also a memory test (conftest.py fails on a sanitizer report).
+INTEGRATION_BINS := $(B)/wsgw-asan $(B)/wsgw $(EXAMPLES)
+PYTEST_ARGS ?= tests/integration
+test: deps unit $(INTEGRATION_BINS)
 	@echo "== unit tests (-O2), unit tests (ASan+UBSan), fuzz corpus replay (ASan+UBSan)"
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  tests/run-unit.sh $(UNIT_BIN) $(UNIT_ASAN) \
-	  $(foreach n,$(FUZZ_NAMES),"$(B)/asan/replay/$(n) $(n) tests/fuzz/corpus/$(n)")
+	  tests/run-all.sh $(UNIT_BIN) $(UNIT_ASAN) \
+	  $(foreach n,$(FUZZ_NAMES),"$(B)/asan/replay/$(n) $(n) tests/fuzz/corpus/$(n)") \
+	  -- $(PYTEST_ARGS)
+integration: $(INTEGRATION_BINS)
+	/usr/bin/python3 -m pytest -p no:cacheprovider -q $(PYTEST_ARGS)
 
 # ---- benchmarks -------------------------------------------------------------
 $(B)/bench/bench_proto: tests/bench/bench_proto.c $(B)/libwsproto.a

@@ -1,0 +1,423 @@
+/* conn.c — one client connection: bytes in, the opening handshake, the
+ * WebSocket read path, the batched write path, and the close handshake.
+ *
+ * Life of a connection (conn_state_t):
+ *   HANDSHAKE --upgrade--> OPEN --close queued--> CLOSING --close written--> LINGER
+ *       |                    |                        |                        |
+ *       +--plain GET--> HTTP +---------- peer close received, ours written ----+--> DEAD
+ * DEAD connections are unlinked from everything at once but freed only in
+ * the server's prepare watcher, after the loop iteration (never inside a
+ * callback that may still hold the pointer).
+ *
+ * Writes never happen inside handlers: conn_queue_* append to the queue and
+ * link the connection on the server's pending list; the prepare watcher
+ * flushes each pending connection with one writev() per pass.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server_int.h"
+#include "ws_frame.h"
+#include "ws_status.h"
+
+#define CONN_LINGER_MS   2000   /* wait for the peer's close / EOF after ours */
+#define CONN_WRITE_IOV   64
+#define CONN_WRITE_PASS  (4u << 20)  /* bytes per connection per flush pass */
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void conn_after_drain(wsgw_conn_t *c);
+
+static void conn_format_peer(wsgw_conn_t *c)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (c->peer.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&c->peer;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(c->peer_str, sizeof c->peer_str, "%s:%d", host, port);
+    } else if (c->peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&c->peer;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(c->peer_str, sizeof c->peer_str, "[%s]:%d", host, port);
+    } else {
+        snprintf(c->peer_str, sizeof c->peer_str, "unix");
+    }
+}
+
+void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer)
+{
+    wsgw_conn_t *c = ws_xcalloc(1, sizeof *c);
+    c->srv = s;
+    c->fd = fd;
+    c->peer = *peer;
+    conn_format_peer(c);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    uint64_t now = wsgw_now_ms(s);
+    c->state = CONN_HANDSHAKE;
+    c->last_read_ms = now;
+    c->deadline_ms = s->cfg->handshake_timeout_ms ? now + s->cfg->handshake_timeout_ms : 0;
+    ws_http_parser_init(&c->hs_parser);
+    ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
+    ev_io_start(s->loop, &c->io);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    s->n_handshaking++;
+}
+
+/* ---- write path --------------------------------------------------------- */
+
+void conn_mark_pending(wsgw_conn_t *c)
+{
+    if (c->in_pending) return;
+    c->in_pending = 1;
+    c->pending_next = c->srv->pending;
+    c->srv->pending = c;
+}
+
+static void conn_set_events(wsgw_conn_t *c, int events)
+{
+    if ((c->io.events & (EV_READ | EV_WRITE)) == events) return;
+    ev_io_stop(c->srv->loop, &c->io);
+    ev_io_set(&c->io, c->fd, events);
+    if (events) ev_io_start(c->srv->loop, &c->io);
+}
+
+/* Control frames, the handshake response and close frames: no state or
+ * limit checks (they are bounded by the protocol, and must go out). */
+void conn_queue_bytes(wsgw_conn_t *c, const void *p, size_t n)
+{
+    if (c->state == CONN_DEAD || c->state == CONN_LINGER) return;
+    wsgw_block_t *b = wsgw_block_new(n);
+    memcpy(b->data, p, n);
+    outq_push(&c->outq, b);
+    wsgw_block_unref(b);
+    conn_mark_pending(c);
+}
+
+/* Data messages: refused once our close is queued, and bounded by
+ * max_queued_bytes (a slow consumer is cut off, never allowed to grow). */
+void conn_queue_block(wsgw_conn_t *c, wsgw_block_t *b)
+{
+    wsgw_server_t *s = c->srv;
+    if (c->state != CONN_OPEN) {
+        s->metrics.dropped_messages++;
+        return;
+    }
+    if (c->outq.bytes + b->len > s->cfg->max_queued_bytes) {
+        s->metrics.dropped_messages++;
+        if (s->cfg->slow_consumer_action == WSGW_SLOW_DROP) return;
+        size_t dropped = outq_drop_unstarted(&c->outq);
+        s->metrics.dropped_bytes += dropped;
+        wsgw_log(WSGW_LOG_WARN, "slow_consumer", "id=%s remote=%s queued=%zu limit=%llu dropped_bytes=%zu",
+                 c->id, c->peer_str, c->outq.bytes + dropped + b->len,
+                 (unsigned long long)s->cfg->max_queued_bytes, dropped);
+        s->metrics.closes[CLOSE_SLOW_CONSUMER]++;
+        conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "slow consumer");
+        return;
+    }
+    outq_push(&c->outq, b);
+    s->metrics.messages_out++;
+    conn_mark_pending(c);
+}
+
+/* Writes as much of the queue as the socket takes. */
+void conn_flush(wsgw_conn_t *c)
+{
+    wsgw_server_t *s = c->srv;
+    size_t pass = 0;
+    while (c->outq.count && c->state != CONN_DEAD) {
+        struct iovec iov[CONN_WRITE_IOV];
+        int cnt = outq_iov(&c->outq, iov, CONN_WRITE_IOV);
+        ssize_t n = writev(c->fd, iov, cnt);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            wsgw_log(WSGW_LOG_DEBUG, "write_error", "id=%s remote=%s err=%s",
+                     c->id ? c->id : "-", c->peer_str, strerror(errno));
+            if (c->opened) s->metrics.closes[CLOSE_ABNORMAL]++;
+            conn_close_now(c, WS_CLOSE_ABNORMAL);
+            return;
+        }
+        outq_consume(&c->outq, (size_t)n);
+        s->metrics.bytes_out += (uint64_t)n;
+        pass += (size_t)n;
+        if (pass >= CONN_WRITE_PASS) { conn_mark_pending(c); return; }  /* fairness */
+    }
+    if (c->state == CONN_DEAD) return;
+    int want_read = c->state != CONN_HTTP;
+    if (c->outq.count) {
+        if (!c->stalled_since_ms) c->stalled_since_ms = wsgw_now_ms(s);
+        c->write_armed = 1;
+        conn_set_events(c, (want_read ? EV_READ : 0) | EV_WRITE);
+        return;
+    }
+    c->stalled_since_ms = 0;
+    if (c->write_armed) {
+        c->write_armed = 0;
+        conn_set_events(c, want_read ? EV_READ : 0);
+    }
+    conn_after_drain(c);
+}
+
+/* The queue just emptied: advance the close handshake if one is under way. */
+static void conn_after_drain(wsgw_conn_t *c)
+{
+    if (c->state == CONN_HTTP) {
+        conn_close_now(c, 0);
+        return;
+    }
+    if (!(c->close_bits & WS_CLOSE_STATE_QUEUED) || (c->close_bits & WS_CLOSE_STATE_SENT)) return;
+    c->close_bits |= WS_CLOSE_STATE_SENT;
+    if (c->close_bits & WS_CLOSE_STATE_RECEIVED) {
+        /* RFC 6455 §7.1.1: the server closes the TCP connection first. */
+        conn_close_now(c, c->close_code);
+        return;
+    }
+    /* Our close is out; theirs has not come.  Half-close and keep reading
+     * until it does (or EOF, or the linger deadline): closing with unread
+     * input would send a RST that can destroy our close frame in flight. */
+    shutdown(c->fd, SHUT_WR);
+    c->state = CONN_LINGER;
+    c->deadline_ms = wsgw_now_ms(c->srv) + CONN_LINGER_MS;
+}
+
+/* ---- closing -------------------------------------------------------------- */
+
+static void conn_queue_close(wsgw_conn_t *c, uint16_t code, const char *reason)
+{
+    uint8_t frame[2 + WS_CONTROL_MAX];
+    size_t n = ws_frame_write_close(frame, code, reason, reason ? strlen(reason) : 0);
+    conn_queue_bytes(c, frame, n);
+    c->close_bits |= WS_CLOSE_STATE_QUEUED;
+}
+
+/* Starts the closing handshake from our side (a protocol error, a limit, a
+ * server disconnect).  Data already queued goes out first; nothing more is
+ * accepted after the close frame. */
+void conn_fail(wsgw_conn_t *c, uint16_t code, const char *reason)
+{
+    if (c->state == CONN_HANDSHAKE || c->state == CONN_HTTP) {
+        conn_close_now(c, 0);
+        return;
+    }
+    if (c->state != CONN_OPEN) return;     /* already closing: idempotent */
+    c->close_code = code;
+    c->state = CONN_CLOSING;
+    conn_queue_close(c, code, reason);
+    c->deadline_ms = wsgw_now_ms(c->srv) + CONN_LINGER_MS +
+                     (c->srv->cfg->write_timeout_ms ? c->srv->cfg->write_timeout_ms : 5000);
+    wsgw_log(code == WS_CLOSE_NORMAL || code == WS_CLOSE_GOING_AWAY ? WSGW_LOG_DEBUG : WSGW_LOG_INFO,
+             "close_sent", "id=%s remote=%s code=%u reason=\"%s\"", c->id, c->peer_str,
+             (unsigned)code, reason ? reason : "");
+}
+
+void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
+{
+    wsgw_server_t *s = c->srv;
+    if (c->state == CONN_DEAD) return;
+    int was_open = c->opened;
+    if (c->state == CONN_HANDSHAKE || c->state == CONN_HTTP) s->n_handshaking--;
+    else s->n_open--;
+    c->state = CONN_DEAD;
+    if (!c->close_code) c->close_code = reported_code ? reported_code : WS_CLOSE_ABNORMAL;
+    ev_io_stop(s->loop, &c->io);
+    close(c->fd);
+    c->fd = -1;
+    if (was_open) {
+        c->opened = 0;
+        if (c->on_disconnect) c->on_disconnect(c, c->close_code, c->on_disconnect_ud);
+        rooms_leave_all(&s->rooms, &c->member);
+        strmap_del(&s->by_id, c->id, c->id_len);
+        wsgw_log(WSGW_LOG_DEBUG, "conn_closed", "id=%s remote=%s code=%u", c->id, c->peer_str,
+                 (unsigned)c->close_code);
+    }
+    outq_clear(&c->outq);
+    ws_reader_free(&c->reader);
+    ws_buf_free(&c->hs);
+    /* Unlink from the live list now; free after this loop iteration. */
+    if (c->prev) c->prev->next = c->next;
+    else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    s->n_conns--;
+    c->free_next = s->to_free;
+    s->to_free = c;
+}
+
+void conn_free(wsgw_conn_t *c)
+{
+    for (uint16_t i = 0; i < c->n_handlers; i++) ws_xfree(c->handlers[i].event);
+    ws_xfree(c->handlers);
+    ws_xfree(c->id);
+    ws_xfree(c);
+}
+
+/* ---- read path -------------------------------------------------------------- */
+
+static void conn_on_message(wsgw_conn_t *c, const ws_msg_t *m)
+{
+    wsgw_server_t *s = c->srv;
+    switch (m->type) {
+    case WS_MSG_TEXT:
+    case WS_MSG_BINARY:
+        if (c->state != CONN_OPEN) return;          /* after our close: discarded */
+        s->metrics.messages_in++;
+        if (c->on_message) {
+            c->on_message(c, m->data, m->len, m->type == WS_MSG_BINARY, c->on_message_ud);
+        } else if (m->type == WS_MSG_TEXT) {
+            protocol_on_text(c, m->data, m->len);
+        } else {
+            protocol_on_binary(c, m->data, m->len);
+        }
+        return;
+    case WS_MSG_PING: {
+        if (c->close_bits & WS_CLOSE_STATE_QUEUED) return;  /* no frames after our close */
+        uint8_t frame[2 + WS_CONTROL_MAX];
+        long n = ws_frame_write(frame, sizeof frame, 1, 0, WS_OP_PONG, m->data, m->len);
+        if (n > 0) conn_queue_bytes(c, frame, (size_t)n);
+        return;
+    }
+    case WS_MSG_PONG:
+        c->awaiting_pong = 0;
+        return;
+    case WS_MSG_CLOSE:
+        c->close_bits |= WS_CLOSE_STATE_RECEIVED;
+        if (!(c->close_bits & WS_CLOSE_STATE_QUEUED)) {
+            uint8_t frame[2 + WS_CONTROL_MAX];
+            conn_queue_bytes(c, frame, ws_close_reply(frame, m->close_code));
+            c->close_bits |= WS_CLOSE_STATE_QUEUED;
+            c->close_code = m->close_code;
+            c->state = CONN_CLOSING;
+            c->deadline_ms = wsgw_now_ms(s) + CONN_LINGER_MS;
+            s->metrics.closes[CLOSE_BY_PEER]++;
+        } else if (c->close_bits & WS_CLOSE_STATE_SENT) {
+            conn_close_now(c, c->close_code);       /* the handshake is complete */
+        }
+        return;
+    }
+}
+
+/* Feeds WebSocket bytes to the reader; `buf` is modified (unmasked). */
+void conn_ws_input(wsgw_conn_t *c, uint8_t *buf, size_t n)
+{
+    size_t off = 0;
+    while (off < n && (c->state == CONN_OPEN || c->state == CONN_CLOSING || c->state == CONN_LINGER)) {
+        size_t used = 0;
+        ws_msg_t m;
+        int rc = ws_reader_feed(&c->reader, buf + off, n - off, &used, &m);
+        off += used;
+        if (rc == 0) return;
+        if (rc < 0) {
+            if (c->state != CONN_OPEN) return;       /* already closing: ignore the rest */
+            uint16_t code = ws_err_close_code(rc);
+            const char *why = ws_err_str(rc);
+            wsgw_log(WSGW_LOG_INFO, "protocol_error", "id=%s remote=%s code=%u reason=\"%s\"",
+                     c->id, c->peer_str, (unsigned)code, why);
+            c->srv->metrics.closes[CLOSE_PROTOCOL]++;
+            if (c->on_error) c->on_error(c, why, c->on_error_ud);
+            conn_fail(c, code, why);
+            return;
+        }
+        conn_on_message(c, &m);
+    }
+}
+
+static void conn_on_eof(wsgw_conn_t *c)
+{
+    if (c->state == CONN_OPEN) c->srv->metrics.closes[CLOSE_ABNORMAL]++;
+    /* EOF before the peer's close frame: the close was abnormal (1006). */
+    conn_close_now(c, (c->close_bits & WS_CLOSE_STATE_RECEIVED) ? c->close_code : WS_CLOSE_ABNORMAL);
+}
+
+static void conn_read(wsgw_conn_t *c)
+{
+    wsgw_server_t *s = c->srv;
+    /* A few reads per event at most, so one busy peer cannot starve others. */
+    for (int round = 0; round < 4 && c->state != CONN_DEAD; round++) {
+        ssize_t n = read(c->fd, s->read_buf, s->read_cap);
+        if (n == 0) { conn_on_eof(c); return; }
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            conn_on_eof(c);
+            return;
+        }
+        s->metrics.bytes_in += (uint64_t)n;
+        c->last_read_ms = wsgw_now_ms(s);
+        switch (c->state) {
+        case CONN_HANDSHAKE: handshake_input(c, s->read_buf, (size_t)n); break;
+        case CONN_HTTP:      break;                 /* one request per connection */
+        default:             conn_ws_input(c, s->read_buf, (size_t)n); break;
+        }
+        if ((size_t)n < s->read_cap) return;        /* drained the socket */
+    }
+}
+
+static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    wsgw_conn_t *c = container_of(w, wsgw_conn_t, io);
+    if (revents & EV_WRITE) conn_flush(c);
+    if ((revents & EV_READ) && c->state != CONN_DEAD) conn_read(c);
+}
+
+/* ---- the one periodic sweep -------------------------------------------------- */
+
+void conn_sweep(wsgw_conn_t *c, uint64_t now)
+{
+    wsgw_server_t *s = c->srv;
+    const wsgw_config_t *cfg = s->cfg;
+    switch (c->state) {
+    case CONN_HANDSHAKE:
+        if (c->deadline_ms && now >= c->deadline_ms) {
+            s->metrics.handshake_failures[HS_FAIL_TIMEOUT]++;
+            wsgw_log(WSGW_LOG_INFO, "handshake_timeout", "remote=%s bytes=%zu", c->peer_str, c->hs.len);
+            conn_close_now(c, 0);
+        }
+        return;
+    case CONN_OPEN:
+        break;
+    default:
+        if (c->deadline_ms && now >= c->deadline_ms) conn_close_now(c, c->close_code);
+        return;
+    }
+    if (cfg->write_timeout_ms && c->stalled_since_ms && now - c->stalled_since_ms >= cfg->write_timeout_ms) {
+        /* The socket took nothing for write_timeout: a close frame could not
+         * get through either, so drop the connection. */
+        s->metrics.closes[CLOSE_WRITE_TIMEOUT]++;
+        wsgw_log(WSGW_LOG_INFO, "write_timeout", "id=%s remote=%s queued=%zu", c->id, c->peer_str, c->outq.bytes);
+        conn_close_now(c, WS_CLOSE_ABNORMAL);
+        return;
+    }
+    if (cfg->read_timeout_ms && now - c->last_read_ms >= cfg->read_timeout_ms) {
+        s->metrics.closes[CLOSE_READ_TIMEOUT]++;
+        conn_fail(c, WS_CLOSE_GOING_AWAY, "read timeout");
+        return;
+    }
+    if (c->awaiting_pong && cfg->pong_timeout_ms && now - c->last_ping_ms >= cfg->pong_timeout_ms) {
+        s->metrics.closes[CLOSE_PING_TIMEOUT]++;
+        wsgw_log(WSGW_LOG_INFO, "pong_timeout", "id=%s remote=%s", c->id, c->peer_str);
+        conn_fail(c, WS_CLOSE_GOING_AWAY, "pong timeout");
+        return;
+    }
+    if (cfg->ping_period_ms && !c->awaiting_pong && now - c->last_ping_ms >= cfg->ping_period_ms) {
+        uint8_t frame[2];
+        ws_frame_write_header(frame, 1, 0, WS_OP_PING, 0, NULL);
+        conn_queue_bytes(c, frame, sizeof frame);
+        c->awaiting_pong = 1;
+        c->last_ping_ms = now;
+    }
+}

@@ -1,0 +1,266 @@
+/* handshake.c — from the first request byte to an open WebSocket (or a
+ * plain HTTP answer): limits, routing by path, RFC 6455 validation,
+ * CheckOrigin, IDGenerator, subprotocol and permessage-deflate choice.
+ *
+ * The request bytes are kept in a per-connection buffer only until the
+ * header block is complete (bounded by the HTTP limits); bytes that follow
+ * it in the same read (a client may send its first frames at once) are fed
+ * to the WebSocket reader right after the upgrade.
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "log.h"
+#include "server_int.h"
+#include "ws_status.h"
+
+/* Answers with an HTTP error and closes after it is written. */
+void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_t kind)
+{
+    wsgw_server_t *s = c->srv;
+    char resp[512];
+    int n = ws_http_error_response(resp, sizeof resp, status, why);
+    s->metrics.handshake_failures[kind]++;
+    wsgw_log(WSGW_LOG_INFO, "handshake_refused", "remote=%s status=%d reason=\"%s\"",
+             c->peer_str, status, why);
+    c->state = CONN_HTTP;
+    if (n > 0) conn_queue_bytes(c, resp, (size_t)n);
+    else conn_close_now(c, 0);
+}
+
+/* ---- connection ids ----------------------------------------------------------- */
+
+/* 128 bits from the OS CSPRNG, base64url without padding (22 characters).
+ * getrandom() is called once per 256 ids, not once per connection. */
+static size_t id_random(char *out, size_t cap)
+{
+    static uint8_t pool[4096];
+    static size_t pool_left;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if (cap < 23) return 0;
+    if (pool_left < 16) {
+        size_t got = 0;
+        while (got < sizeof pool) {
+            ssize_t n = getrandom(pool + got, sizeof pool - got, 0);
+            if (n <= 0) return 0;           /* no entropy: refuse rather than guess */
+            got += (size_t)n;
+        }
+        pool_left = sizeof pool;
+    }
+    const uint8_t *r = pool + sizeof pool - pool_left;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        acc = (acc << 8) | r[i];
+        bits += 8;
+        while (bits >= 6) { bits -= 6; out[o++] = b64[(acc >> bits) & 63]; }
+    }
+    if (bits) out[o++] = b64[(acc << (6 - bits)) & 63];
+    memset((void *)r, 0, 16);               /* an id's bytes are used once */
+    pool_left -= 16;
+    out[o] = '\0';
+    return o;
+}
+
+static int id_char_ok(char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '.' || ch == ':' || ch == '@' || ch == '-';
+}
+
+int wsgw_id_valid(const char *id, size_t len)
+{
+    if (len == 0 || len > 127) return 0;
+    for (size_t i = 0; i < len; i++) if (!id_char_ok(id[i])) return 0;
+    return 1;
+}
+
+static size_t id_from_header(wsgw_conn_t *c, char *out, size_t cap)
+{
+    const char *v = wsgw_conn_header(c, c->srv->cfg->id_header);
+    if (!v) return 0;
+    size_t n = strlen(v);
+    if (n >= cap || !wsgw_id_valid(v, n)) return 0;
+    memcpy(out, v, n + 1);
+    return n;
+}
+
+/* ---- CheckOrigin ---------------------------------------------------------------- */
+
+/* Default CheckOrigin: no Origin (not a browser) passes; "*" passes all;
+ * otherwise the Origin must match an allowed_origins glob, or — with an
+ * empty list — name the same host[:port] as the Host header. */
+static int origin_allowed(const wsgw_server_t *s, const char *origin, size_t olen,
+                          const char *host, size_t hlen)
+{
+    if (!origin) return 1;
+    char o[512];
+    if (olen >= sizeof o) return 0;
+    memcpy(o, origin, olen);
+    o[olen] = '\0';
+    const wsgw_strlist_t *allowed = &s->cfg->allowed_origins;
+    if (allowed->n == 0) {
+        const char *p = strstr(o, "://");
+        if (!p) return 0;
+        p += 3;
+        return strlen(p) == hlen && strncasecmp(p, host, hlen) == 0;
+    }
+    for (size_t i = 0; i < allowed->n; i++) {
+        if (strcmp(allowed->v[i], "*") == 0) return 1;
+        if (fnmatch(allowed->v[i], o, FNM_CASEFOLD) == 0) return 1;
+    }
+    return 0;
+}
+
+/* ---- the upgrade ----------------------------------------------------------------- */
+
+static void negotiate_compression(wsgw_conn_t *c, const ws_http_request_t *req)
+{
+    wsgw_server_t *s = c->srv;
+    if (!s->cfg->enable_compression) return;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const ws_http_header_t *h = &req->headers[i];
+        if (h->name_len != 24 || strncasecmp(h->name, "Sec-WebSocket-Extensions", 24) != 0) continue;
+        if (ws_pmd_negotiate(h->value, h->value_len, &s->pmd_policy, &c->pmd_params) == 1) {
+            c->pmd = 1;
+            return;
+        }
+    }
+}
+
+static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr_len)
+{
+    wsgw_server_t *s = c->srv;
+    const wsgw_config_t *cfg = s->cfg;
+    size_t plen = strlen(cfg->path);
+    if (req->path_len != plen || memcmp(req->path, cfg->path, plen) != 0) {
+        handshake_refuse(c, 404, "no WebSocket endpoint at this path", HS_FAIL_NOT_FOUND);
+        return;
+    }
+    ws_handshake_t hs;
+    int rc = ws_handshake_validate(req, &hs);
+    if (rc != WS_OK) {
+        int status = ws_err_http_status(rc);
+        handshake_refuse(c, status ? status : 400, ws_err_str(rc),
+                         status == 426 ? HS_FAIL_BAD_VERSION : HS_FAIL_BAD_REQUEST);
+        return;
+    }
+    if (s->draining) {
+        handshake_refuse(c, 503, "server is shutting down", HS_FAIL_CAPACITY);
+        return;
+    }
+    if (s->n_open >= (size_t)cfg->max_connections) {
+        handshake_refuse(c, 503, "connection limit reached", HS_FAIL_CAPACITY);
+        return;
+    }
+    c->req = req;
+    int origin_ok = s->check_origin
+        ? s->check_origin(c, hs.origin, hs.origin_len, s->check_origin_ud)
+        : origin_allowed(s, hs.origin, hs.origin_len, hs.host, hs.host_len);
+    if (!origin_ok) {
+        c->req = NULL;
+        handshake_refuse(c, 403, "origin not allowed", HS_FAIL_ORIGIN);
+        return;
+    }
+    char id[128];
+    size_t id_len;
+    if (s->id_gen) id_len = s->id_gen(c, id, sizeof id, s->id_gen_ud);
+    else if (cfg->id_generator == WSGW_ID_HEADER) id_len = id_from_header(c, id, sizeof id);
+    else id_len = id_random(id, sizeof id);
+    if (id_len == 0 || !wsgw_id_valid(id, id_len) || strmap_get(&s->by_id, id, id_len)) {
+        c->req = NULL;
+        handshake_refuse(c, 403, id_len ? "connection id already in use or invalid"
+                                        : "no connection id", HS_FAIL_ID);
+        return;
+    }
+    c->id = ws_xstrndup(id, id_len);
+    c->id_len = id_len;
+
+    int proto = ws_handshake_select_subprotocol(req, (const char *const *)cfg->subprotocols.v,
+                                                cfg->subprotocols.n);
+    c->subprotocol = proto >= 0 ? cfg->subprotocols.v[proto] : NULL;
+    negotiate_compression(c, req);
+    char ext[160];
+    if (c->pmd && ws_pmd_format_response(&c->pmd_params, ext, sizeof ext) < 0) c->pmd = 0;
+
+    char resp[512];
+    int n = ws_handshake_response(resp, sizeof resp, hs.key, hs.key_len, c->subprotocol,
+                                  c->pmd ? ext : NULL);
+    if (n < 0) {
+        c->req = NULL;
+        handshake_refuse(c, 500, "response too large", HS_FAIL_BAD_REQUEST);
+        return;
+    }
+    conn_queue_bytes(c, resp, (size_t)n);
+
+    ws_reader_config_t rcfg = {
+        .max_message_size = cfg->max_message_size,
+        .role = WS_ROLE_SERVER,
+        .inflater = c->pmd ? s->inflater : NULL,
+        .inflate_reset = 1,   /* policy answers client_no_context_takeover */
+    };
+    ws_reader_init(&c->reader, &rcfg);
+    uint64_t now = wsgw_now_ms(s);
+    c->state = CONN_OPEN;
+    c->deadline_ms = 0;
+    c->last_ping_ms = now;
+    c->err_tokens = cfg->error_rate_burst;
+    c->err_tokens_ms = now;
+    s->n_handshaking--;
+    s->n_open++;
+    strmap_put(&s->by_id, c->id, c->id_len, c);
+    s->metrics.connections_total++;
+    c->opened = 1;
+    wsgw_log(WSGW_LOG_DEBUG, "conn_open", "id=%s remote=%s compression=%d", c->id, c->peer_str, c->pmd);
+    if (s->on_connection) s->on_connection(c, s->on_connection_ud);
+    c->req = NULL;
+    if (c->state != CONN_OPEN) return;      /* disconnected inside on_connection */
+    if (!c->on_message) protocol_welcome(c);
+
+    /* Frames that arrived with the request: feed them, then drop the buffer. */
+    ws_buf_t hsbuf = c->hs;
+    memset(&c->hs, 0, sizeof c->hs);
+    if (hsbuf.len > hdr_len) conn_ws_input(c, hsbuf.data + hdr_len, hsbuf.len - hdr_len);
+    ws_buf_free(&hsbuf);
+}
+
+void handshake_input(wsgw_conn_t *c, const uint8_t *buf, size_t n)
+{
+    wsgw_server_t *s = c->srv;
+    /* The parser refuses a header block over max_header_bytes, so at most
+     * that plus one read is ever held here. */
+    ws_buf_append(&c->hs, buf, n);
+    ws_http_request_t req;
+    int rc = ws_http_parse(&c->hs_parser, (const char *)c->hs.data, c->hs.len, &s->http_limits, &req);
+    if (rc == WS_E_WANT_MORE) return;
+    if (rc < 0) {
+        int status = ws_err_http_status(rc);
+        handshake_refuse(c, status ? status : 400, ws_err_str(rc),
+                         status == 431 ? HS_FAIL_TOO_LARGE : HS_FAIL_BAD_REQUEST);
+        return;
+    }
+    if (ws_http_is_upgrade(&req)) {
+        handshake_upgrade(c, &req, (size_t)rc);
+        return;
+    }
+    c->state = CONN_HTTP;
+    c->req = &req;
+    http_route(c, &req);
+    c->req = NULL;
+    ws_buf_free(&c->hs);
+}
+
+const char *wsgw_conn_header(const wsgw_conn_t *c, const char *name)
+{
+    static char value[1024];                 /* valid until the next call: see wsgw.h */
+    if (!c->req || !name) return NULL;
+    const ws_http_header_t *h = ws_http_find_header(c->req, name, NULL);
+    if (!h || h->value_len >= sizeof value) return NULL;
+    memcpy(value, h->value, h->value_len);
+    value[h->value_len] = '\0';
+    return value;
+}

@@ -1,0 +1,151 @@
+/* http_routes.c — the plain HTTP beside the WebSocket endpoint:
+ *   /healthz          200 {"status":"ok",...} (503 "draining" during shutdown)
+ *   /metrics          Prometheus text format 0.0.4
+ *   client_js_path    the JavaScript client, embedded in the binary
+ *   static_dir        files served at / (index.html for a folder)
+ *   anything else     404
+ * One request per connection (Connection: close): the gateway is not a web
+ * server, and this keeps a slow HTTP client from holding buffers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server_int.h"
+
+#define STATIC_MAX_FILE (8u << 20)
+
+extern const unsigned char wsgw_client_js[];
+extern const size_t wsgw_client_js_len;
+
+void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g);
+
+static void http_send(wsgw_conn_t *c, int status, const char *ctype, const void *body,
+                      size_t len, int head_only, const char *extra)
+{
+    char head[1024];
+    int n = ws_http_response_head(head, sizeof head, status, ctype, len, 0, extra);
+    if (n < 0) { conn_close_now(c, 0); return; }
+    wsgw_block_t *b = wsgw_block_new((size_t)n + (head_only ? 0 : len));
+    memcpy(b->data, head, (size_t)n);
+    if (!head_only && len) memcpy(b->data + n, body, len);
+    outq_push(&c->outq, b);
+    wsgw_block_unref(b);
+    conn_mark_pending(c);
+}
+
+static void http_text(wsgw_conn_t *c, int status, const char *text, int head_only)
+{
+    http_send(c, status, "text/plain; charset=utf-8", text, strlen(text), head_only, NULL);
+}
+
+static void route_healthz(wsgw_conn_t *c, int head_only)
+{
+    wsgw_server_t *s = c->srv;
+    char body[256];
+    int n = snprintf(body, sizeof body,
+                     "{\"status\":\"%s\",\"connections\":%zu,\"rooms\":%zu,\"backplane\":\"embedded\"}\n",
+                     s->draining ? "draining" : "ok", s->n_open, rooms_count(&s->rooms));
+    http_send(c, s->draining ? 503 : 200, "application/json", body, (size_t)n, head_only,
+              "Cache-Control: no-store\r\n");
+}
+
+static void route_metrics(wsgw_conn_t *c, int head_only)
+{
+    wsgw_gauges_t g;
+    ws_buf_t out = {0};
+    wsgw_server_gauges(c->srv, &g);
+    wsgw_metrics_render(&c->srv->metrics, &g, &out);
+    http_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, head_only,
+              "Cache-Control: no-store\r\n");
+    ws_buf_free(&out);
+}
+
+static const char *content_type(const char *path)
+{
+    static const struct { const char *ext, *type; } types[] = {
+        { ".html", "text/html; charset=utf-8" }, { ".js", "text/javascript; charset=utf-8" },
+        { ".css", "text/css; charset=utf-8" },   { ".json", "application/json" },
+        { ".svg", "image/svg+xml" },             { ".png", "image/png" },
+        { ".ico", "image/x-icon" },              { ".txt", "text/plain; charset=utf-8" },
+    };
+    const char *dot = strrchr(path, '.');
+    if (dot)
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (strcmp(dot, types[i].ext) == 0) return types[i].type;
+    return "application/octet-stream";
+}
+
+/* Serves static_dir/<path>.  The request path must not escape the folder:
+ * no "..", no NUL, no backslash; the resolved real path must lie inside the
+ * folder's real path (a symlink out of it is refused too). */
+static int route_static(wsgw_conn_t *c, const ws_http_request_t *req, int head_only)
+{
+    const char *root = c->srv->cfg->static_dir;
+    if (!root || !root[0]) return 0;
+    char rel[1024];
+    if (req->path_len >= sizeof rel - 16) return 0;
+    memcpy(rel, req->path, req->path_len);
+    rel[req->path_len] = '\0';
+    if (strstr(rel, "..") || strchr(rel, '\\') || strchr(rel, '%')) return 0;
+    char real_root[PATH_MAX], real[PATH_MAX], full[PATH_MAX + sizeof rel + 16];
+    if (!realpath(root, real_root)) return 0;
+    snprintf(full, sizeof full, "%s%s", real_root, rel);
+    struct stat st;
+    if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+        strncat(full, rel[strlen(rel) - 1] == '/' ? "index.html" : "/index.html", sizeof full - strlen(full) - 1);
+    if (!realpath(full, real)) return 0;
+    size_t rl = strlen(real_root);
+    if (strncmp(real, real_root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0')) return 0;
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > STATIC_MAX_FILE) { close(fd); return 0; }
+    char *body = ws_xmalloc((size_t)st.st_size + 1);
+    ssize_t got = 0;
+    while (got < st.st_size) {
+        ssize_t n = read(fd, body + got, (size_t)(st.st_size - got));
+        if (n <= 0) { if (n < 0 && errno == EINTR) continue; break; }
+        got += n;
+    }
+    close(fd);
+    if (got != st.st_size) { ws_xfree(body); return 0; }
+    http_send(c, 200, content_type(real), body, (size_t)got, head_only, "Cache-Control: no-cache\r\n");
+    ws_xfree(body);
+    return 1;
+}
+
+static int path_is(const ws_http_request_t *req, const char *p)
+{
+    size_t n = strlen(p);
+    return n && req->path_len == n && memcmp(req->path, p, n) == 0;
+}
+
+void http_route(wsgw_conn_t *c, const ws_http_request_t *req)
+{
+    wsgw_server_t *s = c->srv;
+    s->metrics.http_requests++;
+    int head_only = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    if (!head_only && !(req->method_len == 3 && memcmp(req->method, "GET", 3) == 0)) {
+        http_send(c, 405, "text/plain; charset=utf-8", "method not allowed\n", 19, 0, "Allow: GET, HEAD\r\n");
+        return;
+    }
+    if (path_is(req, "/healthz")) { route_healthz(c, head_only); return; }
+    if (path_is(req, "/metrics")) { route_metrics(c, head_only); return; }
+    if (path_is(req, s->cfg->client_js_path)) {
+        http_send(c, 200, "text/javascript; charset=utf-8", wsgw_client_js, wsgw_client_js_len,
+                  head_only, "Cache-Control: no-cache\r\n");
+        return;
+    }
+    if (path_is(req, s->cfg->path)) {
+        s->metrics.handshake_failures[HS_FAIL_BAD_REQUEST]++;
+        http_text(c, 426, "this endpoint speaks WebSocket: send an Upgrade request\n", head_only);
+        return;
+    }
+    if (route_static(c, req, head_only)) return;
+    http_text(c, 404, "not found\n", head_only);
+}

@@ -1,0 +1,176 @@
+/* protocol.c — the envelope protocol (docs/protocol.md) on one connection:
+ * decode a text frame, check it against the configured permissions, do
+ * the join / leave / emit, and answer with an ack or an error envelope.
+ *
+ * Bad input never closes the connection by itself: each bad envelope gets
+ * an error envelope and a counter.  A client that keeps sending them past
+ * error_rate_limit per second (with error_rate_burst of slack) is closed
+ * with 1008, because at that rate it is broken or hostile.
+ */
+#include <fnmatch.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "server_int.h"
+#include "ws_status.h"
+
+void protocol_welcome(wsgw_conn_t *c)
+{
+    json_span_t id = { (const uint8_t *)c->id, c->id_len };
+    uint8_t *p;
+    wsgw_block_t *b = emit_reply_block(c->srv, envelope_welcome_size(id), &p);
+    envelope_welcome_write(id, p);
+    emit_reply(c, b);
+}
+
+static void protocol_ack(wsgw_conn_t *c, json_span_t id)
+{
+    if (!id.len) return;
+    uint8_t *p;
+    wsgw_block_t *b = emit_reply_block(c->srv, envelope_ack_size(id), &p);
+    envelope_ack_write(id, p);
+    emit_reply(c, b);
+}
+
+/* Token bucket over bad envelopes; returns 0 when the client must go. */
+static int protocol_error_budget(wsgw_conn_t *c)
+{
+    const wsgw_config_t *cfg = c->srv->cfg;
+    if (cfg->error_rate_limit <= 0) return 1;
+    uint64_t now = wsgw_now_ms(c->srv);
+    c->err_tokens += (double)(now - c->err_tokens_ms) * cfg->error_rate_limit / 1000.0;
+    if (c->err_tokens > cfg->error_rate_burst) c->err_tokens = cfg->error_rate_burst;
+    c->err_tokens_ms = now;
+    c->err_tokens -= 1.0;
+    return c->err_tokens >= 0.0;
+}
+
+static void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
+{
+    wsgw_server_t *s = c->srv;
+    s->metrics.envelope_errors++;
+    wsgw_log(WSGW_LOG_DEBUG, "envelope_error", "id=%s code=%s", c->id, envelope_code_str(code));
+    uint8_t *p;
+    wsgw_block_t *b = emit_reply_block(s, envelope_error_size(id, code, message), &p);
+    envelope_error_write(id, code, message, p);
+    emit_reply(c, b);
+    if (!protocol_error_budget(c)) {
+        s->metrics.closes[CLOSE_ERROR_RATE]++;
+        wsgw_log(WSGW_LOG_INFO, "error_rate_close", "id=%s remote=%s", c->id, c->peer_str);
+        conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "too many invalid messages");
+    }
+}
+
+static int room_permitted(const wsgw_config_t *cfg, const uint8_t *room, size_t len)
+{
+    char name[256];
+    if (len >= sizeof name) return 0;
+    memcpy(name, room, len);
+    name[len] = '\0';
+    for (size_t i = 0; i < cfg->join_rooms.n; i++)
+        if (fnmatch(cfg->join_rooms.v[i], name, 0) == 0) return 1;
+    return 0;
+}
+
+static void protocol_join(wsgw_conn_t *c, const envelope_msg_t *m)
+{
+    const wsgw_config_t *cfg = c->srv->cfg;
+    if (!room_permitted(cfg, m->room.p, m->room.len)) {
+        protocol_error(c, m->id, ENVELOPE_E_FORBIDDEN, "joining this room is not allowed");
+        return;
+    }
+    int rc = rooms_join(&c->srv->rooms, &c->member, (const char *)m->room.p, m->room.len,
+                        (size_t)cfg->max_rooms_per_conn);
+    if (rc < 0) {
+        protocol_error(c, m->id, ENVELOPE_E_TOO_MANY_ROOMS, "max_rooms_per_conn reached");
+        return;
+    }
+    protocol_ack(c, m->id);
+}
+
+static void protocol_leave(wsgw_conn_t *c, const envelope_msg_t *m)
+{
+    if (!rooms_leave(&c->srv->rooms, &c->member, (const char *)m->room.p, m->room.len)) {
+        protocol_error(c, m->id, ENVELOPE_E_NOT_JOINED, "not a member of this room");
+        return;
+    }
+    protocol_ack(c, m->id);
+}
+
+/* Events without `to` go to this process's on(event) handlers (and, with a
+ * backplane, to backends).  With neither, nothing would receive them: say
+ * so rather than ack a message that is dropped. */
+static void protocol_emit_backend(wsgw_conn_t *c, const envelope_msg_t *m)
+{
+    char event[ENVELOPE_EVENT_NAME_MAX + 1];
+    memcpy(event, m->event.p, m->event.len);
+    event[m->event.len] = '\0';
+    int handled = 0;
+    for (uint16_t i = 0; i < c->n_handlers && c->state == CONN_OPEN; i++) {
+        if (strcmp(c->handlers[i].event, event) != 0) continue;
+        c->handlers[i].cb(c, event, (const char *)m->data.p, m->data.len, c->handlers[i].ud);
+        handled = 1;
+    }
+    if (!handled) {
+        protocol_error(c, m->id, ENVELOPE_E_BAD_TARGET,
+                       "no handler for this event and no backend: give \"to\"");
+        return;
+    }
+    if (c->state == CONN_OPEN) protocol_ack(c, m->id);
+}
+
+static void protocol_emit(wsgw_conn_t *c, const envelope_msg_t *m)
+{
+    const wsgw_config_t *cfg = c->srv->cfg;
+    wsgw_target_kind_t kind;
+    unsigned need;
+    switch (m->to) {
+    case ENVELOPE_TO_BACKEND:   protocol_emit_backend(c, m); return;
+    case ENVELOPE_TO_BROADCAST: kind = WSGW_TO_BROADCAST; need = WSGW_EMIT_BROADCAST; break;
+    case ENVELOPE_TO_ALL:       kind = WSGW_TO_ALL;       need = WSGW_EMIT_ALL;       break;
+    case ENVELOPE_TO_ROOM:      kind = WSGW_TO_ROOM;      need = WSGW_EMIT_ROOM;      break;
+    default:                    kind = WSGW_TO_CONN;      need = WSGW_EMIT_CONN;      break;
+    }
+    if (!(cfg->emit_targets & need)) {
+        protocol_error(c, m->id, ENVELOPE_E_FORBIDDEN, "this target is not allowed for clients");
+        return;
+    }
+    if (kind == WSGW_TO_ROOM &&
+        !rooms_is_member(&c->member, (const char *)m->to_name.p, m->to_name.len)) {
+        protocol_error(c, m->id, ENVELOPE_E_NOT_JOINED, "join the room before emitting to it");
+        return;
+    }
+    emit_event(c->srv, c, kind, (const char *)m->to_name.p, m->to_name.len,
+               m->event.p, m->event.len, m->data.p, m->data.len);
+    if (c->state == CONN_OPEN) protocol_ack(c, m->id);
+}
+
+void protocol_on_text(wsgw_conn_t *c, const uint8_t *data, size_t len)
+{
+    const wsgw_config_t *cfg = c->srv->cfg;
+    envelope_limits_t lim = { .max_room_name = (size_t)cfg->max_room_name,
+                              .max_event_name = (size_t)cfg->max_event_name };
+    envelope_msg_t m;
+    envelope_code_t code = envelope_decode(data, len, &lim, &m);
+    if (code != ENVELOPE_OK) {
+        char why[160];
+        protocol_error(c, m.id, code, envelope_explain(code, &m, why, sizeof why));
+        return;
+    }
+    switch (m.op) {
+    case ENVELOPE_OP_JOIN:  protocol_join(c, &m);  break;
+    case ENVELOPE_OP_LEAVE: protocol_leave(c, &m); break;
+    case ENVELOPE_OP_EMIT:  protocol_emit(c, &m);  break;
+    default: protocol_error(c, m.id, ENVELOPE_E_UNKNOWN_OP, "unknown op"); break;
+    }
+}
+
+void protocol_on_binary(wsgw_conn_t *c, const uint8_t *data, size_t len)
+{
+    (void)data; (void)len;
+    json_span_t none = { NULL, 0 };
+    protocol_error(c, none, ENVELOPE_E_NOT_OBJECT,
+                   "binary frames carry no envelope: send envelopes as text frames");
+}

@@ -1,0 +1,333 @@
+/* server.c — the server object: listeners and accept, the per-iteration
+ * flush of pending writes, the single sweep timer for every timeout, and
+ * graceful shutdown.
+ *
+ * One libev loop per process drives everything.  The loop is passed in, so
+ * a test can run several servers on one loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server_int.h"
+#include "ws_status.h"
+
+#define ACCEPT_PER_EVENT 64   /* bound the work one readiness event can cause */
+
+uint64_t wsgw_now_ms(const wsgw_server_t *s)
+{
+    return (uint64_t)(ev_now(s->loop) * 1000.0);
+}
+
+/* ---- listening ---------------------------------------------------------------- */
+
+static int listen_on(const char *spec, int *port_out, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    const char *why = NULL;
+    if (wsgw_parse_hostport(spec, host, sizeof host, &port, &why) != 0) {
+        snprintf(err, errlen, "listen %s: %s", spec, why ? why : "bad address");
+        return -1;
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int gai = getaddrinfo(host[0] ? host : NULL, portstr, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "listen %s: %s", spec, gai_strerror(gai));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        /* Several workers bind the same port; the kernel spreads accepts. */
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (ai->ai_family == AF_INET6 && host[0]) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) break;
+        snprintf(err, errlen, "listen %s: %s", spec, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        if (!err[0]) snprintf(err, errlen, "listen %s: no usable address", spec);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+/* EMFILE/ENFILE: the pending connection stays in the backlog and the
+ * listener stays readable, so the loop would spin.  Give back the spare
+ * descriptor, accept and close the one connection, and take the spare again
+ * (libuv's trick): the peer sees a prompt close instead of a hang. */
+static void accept_shed_one(wsgw_server_t *s, int lfd)
+{
+    if (s->spare_fd < 0) return;
+    close(s->spare_fd);
+    int fd = accept(lfd, NULL, NULL);
+    if (fd >= 0) close(fd);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop; (void)revents;
+    listener_t *l = container_of(w, listener_t, io);
+    wsgw_server_t *s = l->srv;
+    for (int i = 0; i < ACCEPT_PER_EVENT; i++) {
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            s->metrics.accept_errors++;
+            wsgw_log(WSGW_LOG_WARN, "accept_error", "err=\"%s\" connections=%zu", strerror(errno), s->n_conns);
+            if (errno == EMFILE || errno == ENFILE) accept_shed_one(s, l->fd);
+            return;
+        }
+        if (s->n_handshaking >= (size_t)s->cfg->max_pending_handshakes) {
+            /* Slowloris guard: no buffer is spent on it. */
+            s->metrics.handshake_failures[HS_FAIL_CAPACITY]++;
+            close(fd);
+            continue;
+        }
+        conn_accept(s, fd, &peer);
+    }
+}
+
+/* ---- per-iteration work -------------------------------------------------------- */
+
+/* Runs before the loop blocks: every write queued during this iteration's
+ * callbacks goes out now, in one writev per connection; then connections
+ * closed during the iteration are freed. */
+static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop; (void)revents;
+    wsgw_server_t *s = container_of(w, wsgw_server_t, flush_w);
+    while (s->pending) {
+        wsgw_conn_t *list = s->pending;
+        s->pending = NULL;
+        while (list) {
+            wsgw_conn_t *c = list;
+            list = c->pending_next;
+            c->in_pending = 0;
+            c->pending_next = NULL;
+            if (c->state != CONN_DEAD) conn_flush(c);
+        }
+    }
+    while (s->to_free) {
+        wsgw_conn_t *c = s->to_free;
+        s->to_free = c->free_next;
+        conn_free(c);
+    }
+    if (s->draining && s->n_conns == 0 && s->drain_done) {
+        void (*done)(void *) = s->drain_done;
+        s->drain_done = NULL;
+        ev_timer_stop(s->loop, &s->drain_w);
+        done(s->drain_done_ud);
+    }
+}
+
+static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    wsgw_server_t *s = container_of(w, wsgw_server_t, sweep_w);
+    uint64_t now = wsgw_now_ms(s);
+    for (wsgw_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;                       /* c may close (and unlink) itself */
+        conn_sweep(c, now);
+    }
+}
+
+/* The sweep runs often enough for the shortest configured timeout. */
+static double sweep_interval(const wsgw_config_t *cfg)
+{
+    uint64_t t[] = { cfg->handshake_timeout_ms, cfg->read_timeout_ms, cfg->write_timeout_ms,
+                     cfg->pong_timeout_ms, cfg->ping_period_ms };
+    uint64_t shortest = 1000;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (t[i] && t[i] / 4 < shortest) shortest = t[i] / 4;
+    if (shortest < 25) shortest = 25;
+    return (double)shortest / 1000.0;
+}
+
+/* ---- construction ------------------------------------------------------------------ */
+
+static int server_listen_all(wsgw_server_t *s, char *err, size_t errlen)
+{
+    const wsgw_strlist_t *ls = &s->cfg->listen;
+    s->listeners = ws_xcalloc(ls->n ? ls->n : 1, sizeof *s->listeners);
+    for (size_t i = 0; i < ls->n; i++) {
+        listener_t *l = &s->listeners[i];
+        l->fd = listen_on(ls->v[i], &l->port, err, errlen);
+        if (l->fd < 0) return -1;
+        l->srv = s;
+        ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+        ev_io_start(s->loop, &l->io);
+        s->n_listeners++;
+        wsgw_log(WSGW_LOG_INFO, "listening", "addr=%s port=%d path=%s", ls->v[i], l->port, s->cfg->path);
+    }
+    return 0;
+}
+
+wsgw_server_t *wsgw_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
+                               char *err, size_t errlen)
+{
+    if (err && errlen) err[0] = '\0';
+    if (cfg->tls_listen.n) {
+        snprintf(err, errlen, "tls_listen: TLS is not built into this version yet");
+        return NULL;
+    }
+    wsgw_server_t *s = ws_xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->cfg = cfg;
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    s->read_cap = cfg->read_buffer_size;
+    s->read_buf = ws_xmalloc(s->read_cap);
+    ws_http_limits_default(&s->http_limits);
+    ws_pmd_policy_default(&s->pmd_policy);
+    s->pmd_policy.enable = cfg->enable_compression;
+    /* One inflater for the whole loop: every client is asked to use no
+     * context takeover, so no zlib stream is kept per connection. */
+    s->pmd_policy.allow_client_context_takeover = 0;
+    s->pmd_policy.allow_server_context_takeover = 0;
+    if (cfg->enable_compression) {
+        s->inflater = ws_inflater_new(15);
+    }
+    if (server_listen_all(s, err, errlen) != 0) {
+        wsgw_server_free(s);
+        return NULL;
+    }
+    ev_prepare_init(&s->flush_w, flush_cb);
+    ev_prepare_start(loop, &s->flush_w);
+    double iv = sweep_interval(cfg);
+    ev_timer_init(&s->sweep_w, sweep_cb, iv, iv);
+    ev_timer_start(loop, &s->sweep_w);
+    s->started_ms = wsgw_now_ms(s);
+    return s;
+}
+
+void wsgw_server_on_connection(wsgw_server_t *s, wsgw_connection_cb cb, void *ud)
+{
+    s->on_connection = cb;
+    s->on_connection_ud = ud;
+}
+
+void wsgw_server_set_id_generator(wsgw_server_t *s, wsgw_id_generator_cb cb, void *ud)
+{
+    s->id_gen = cb;
+    s->id_gen_ud = ud;
+}
+
+void wsgw_server_set_check_origin(wsgw_server_t *s, wsgw_check_origin_cb cb, void *ud)
+{
+    s->check_origin = cb;
+    s->check_origin_ud = ud;
+}
+
+size_t wsgw_server_connections(const wsgw_server_t *s) { return s->n_open; }
+
+int wsgw_server_port(const wsgw_server_t *s, size_t i)
+{
+    return i < s->n_listeners ? s->listeners[i].port : -1;
+}
+
+static void server_close_listeners(wsgw_server_t *s)
+{
+    for (size_t i = 0; i < s->n_listeners; i++) {
+        ev_io_stop(s->loop, &s->listeners[i].io);
+        close(s->listeners[i].fd);
+    }
+    s->n_listeners = 0;
+}
+
+static void drain_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    wsgw_server_t *s = container_of(w, wsgw_server_t, drain_w);
+    wsgw_log(WSGW_LOG_WARN, "drain_timeout", "remaining=%zu", s->n_conns);
+    for (wsgw_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close_now(c, WS_CLOSE_GOING_AWAY);
+    }
+    /* flush_cb calls done() once the list is empty, on the next iteration. */
+}
+
+void wsgw_server_shutdown(wsgw_server_t *s, void (*done)(void *ud), void *ud)
+{
+    if (s->draining) return;
+    s->draining = 1;
+    s->drain_done = done;
+    s->drain_done_ud = ud;
+    server_close_listeners(s);
+    wsgw_log(WSGW_LOG_INFO, "shutdown", "connections=%zu drain_timeout_ms=%llu", s->n_conns,
+             (unsigned long long)s->cfg->drain_timeout_ms);
+    for (wsgw_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == CONN_OPEN) {
+            s->metrics.closes[CLOSE_SHUTDOWN]++;
+            conn_fail(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+        } else if (c->state == CONN_HANDSHAKE) {
+            conn_close_now(c, 0);
+        }
+    }
+    ev_timer_init(&s->drain_w, drain_timeout_cb, (double)s->cfg->drain_timeout_ms / 1000.0, 0);
+    ev_timer_start(s->loop, &s->drain_w);
+    ev_feed_event(s->loop, &s->flush_w, EV_PREPARE);  /* done() now if nobody was connected */
+}
+
+void wsgw_server_free(wsgw_server_t *s)
+{
+    if (!s) return;
+    server_close_listeners(s);
+    for (wsgw_conn_t *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        c->on_disconnect = NULL;               /* no callbacks from a dying server */
+        conn_close_now(c, WS_CLOSE_GOING_AWAY);
+    }
+    while (s->to_free) {
+        wsgw_conn_t *c = s->to_free;
+        s->to_free = c->free_next;
+        conn_free(c);
+    }
+    if (ev_is_active(&s->flush_w)) ev_prepare_stop(s->loop, &s->flush_w);
+    if (ev_is_active(&s->sweep_w)) ev_timer_stop(s->loop, &s->sweep_w);
+    if (ev_is_active(&s->drain_w)) ev_timer_stop(s->loop, &s->drain_w);
+    rooms_free(&s->rooms);
+    strmap_free(&s->by_id);
+    if (s->inflater) ws_inflater_free(s->inflater);
+    for (int i = 0; i < 8; i++) if (s->deflaters[i]) ws_deflater_free(s->deflaters[i]);
+    if (s->spare_fd >= 0) close(s->spare_fd);
+    ws_xfree(s->listeners);
+    ws_xfree(s->read_buf);
+    ws_xfree(s);
+}
+
+void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g)
+{
+    memset(g, 0, sizeof *g);
+    g->connections = s->n_open;
+    g->handshaking = s->n_handshaking;
+    g->rooms = rooms_count(&s->rooms);
+    g->memberships = s->rooms.memberships;
+    for (const wsgw_conn_t *c = s->conns; c; c = c->next) g->queued_bytes += c->outq.bytes;
+    g->uptime_seconds = (wsgw_now_ms(s) - s->started_ms) / 1000;
+}

@@ -1,0 +1,175 @@
+/* server_int.h — private layout of the server and its connections, shared by
+ * the gateway's .c files (server.c, conn.c, emit.c, http_routes.c,
+ * protocol.c).  Nothing outside gateway/ includes it. */
+#ifndef WSGW_SERVER_INT_H
+#define WSGW_SERVER_INT_H
+
+#include <ev.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "metrics.h"
+#include "outq.h"
+#include "rooms.h"
+#include "strmap.h"
+#include "wsgw.h"
+#include "ws_alloc.h"
+#include "ws_deflate.h"
+#include "ws_http.h"
+#include "ws_message.h"
+
+#define container_of(p, T, field) ((T *)((char *)(p) - offsetof(T, field)))
+
+typedef enum conn_state {
+    CONN_HANDSHAKE = 0,   /* reading the HTTP request */
+    CONN_HTTP,            /* plain HTTP response queued; closing after it */
+    CONN_OPEN,            /* WebSocket open */
+    CONN_CLOSING,         /* our close frame queued or sent; reading for theirs */
+    CONN_LINGER,          /* close frame written, write side shut, draining reads */
+    CONN_DEAD             /* socket closed; waiting on the free list */
+} conn_state_t;
+
+typedef struct conn_handler {
+    char          *event;
+    wsgw_event_cb  cb;
+    void          *ud;
+} conn_handler_t;
+
+typedef struct listener {
+    ev_io          io;
+    int            fd;
+    int            port;
+    wsgw_server_t *srv;
+} listener_t;
+
+struct wsgw_conn {
+    wsgw_server_t *srv;
+    ev_io          io;
+    int            fd;
+    uint8_t        state;          /* conn_state_t */
+    uint8_t        close_bits;     /* WS_CLOSE_STATE_* */
+    uint8_t        in_pending;     /* linked on srv->pending (has output) */
+    uint8_t        write_armed;    /* EV_WRITE is on: the kernel buffer was full */
+    uint8_t        opened;         /* on_connection ran: on_disconnect is owed */
+    uint8_t        awaiting_pong;
+    uint8_t        pmd;            /* permessage-deflate negotiated */
+    uint8_t        keep_alive;     /* plain HTTP: keep the connection after the response */
+    uint16_t       close_code;     /* code reported to on_disconnect */
+    char          *id;             /* owned, NUL-terminated */
+    size_t         id_len;
+    char          *subprotocol;    /* points into cfg->subprotocols, or NULL */
+    struct sockaddr_storage peer;
+    char           peer_str[56];
+
+    ws_reader_t    reader;
+    wsgw_outq_t    outq;
+    wsgw_member_t  member;
+    ws_buf_t       hs;             /* request bytes, only until the handshake is done */
+    ws_http_parser_t hs_parser;
+    ws_http_request_t *req;        /* only during handshake callbacks */
+    ws_pmd_params_t pmd_params;
+
+    uint64_t       last_read_ms;   /* last bytes from the peer */
+    uint64_t       last_ping_ms;   /* our last ping (or the open time) */
+    uint64_t       deadline_ms;    /* handshake / close / linger deadline, 0 none */
+    uint64_t       stalled_since_ms; /* output waiting since, for write_timeout */
+    double         err_tokens;     /* bad-envelope token bucket */
+    uint64_t       err_tokens_ms;
+
+    conn_handler_t *handlers;
+    uint16_t        n_handlers;
+    wsgw_message_cb on_message;
+    void           *on_message_ud;
+    wsgw_disconnect_cb on_disconnect;
+    void           *on_disconnect_ud;
+    wsgw_error_cb   on_error;
+    void           *on_error_ud;
+    void           *user_data;
+
+    wsgw_conn_t   *prev, *next;    /* srv->conns: every live connection */
+    wsgw_conn_t   *pending_next;   /* srv->pending */
+    wsgw_conn_t   *free_next;      /* srv->to_free */
+};
+
+struct wsgw_server {
+    struct ev_loop      *loop;
+    const wsgw_config_t *cfg;
+    listener_t          *listeners;
+    size_t               n_listeners;
+    ev_prepare           flush_w;    /* before the loop blocks: flush writes, free conns */
+    ev_timer             sweep_w;    /* the one timer for every timeout */
+    ev_timer             drain_w;
+    int                  spare_fd;   /* closed and reopened to shed a connection on EMFILE */
+
+    wsgw_conn_t         *conns;      /* all live connections */
+    size_t               n_conns;    /* live (any state) */
+    size_t               n_open;     /* WebSocket open */
+    size_t               n_handshaking;
+    strmap_t             by_id;
+    wsgw_rooms_t         rooms;
+    wsgw_conn_t         *pending;
+    wsgw_conn_t         *to_free;
+
+    uint8_t             *read_buf;   /* one per loop */
+    size_t               read_cap;
+    ws_inflater_t       *inflater;   /* shared: every client uses no context takeover */
+    ws_deflater_t       *deflaters[8]; /* by server window bits 8..15, made on demand */
+    ws_pmd_policy_t      pmd_policy;
+    ws_http_limits_t     http_limits;
+
+    wsgw_connection_cb   on_connection;
+    void                *on_connection_ud;
+    wsgw_id_generator_cb id_gen;
+    void                *id_gen_ud;
+    wsgw_check_origin_cb check_origin;
+    void                *check_origin_ud;
+
+    int                  draining;
+    void               (*drain_done)(void *ud);
+    void                *drain_done_ud;
+    uint64_t             started_ms;
+    wsgw_metrics_t       metrics;
+};
+
+uint64_t wsgw_now_ms(const wsgw_server_t *s);
+
+/* conn.c */
+void conn_mark_pending(wsgw_conn_t *c);
+void conn_ws_input(wsgw_conn_t *c, uint8_t *buf, size_t n);
+void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer);
+void conn_queue_block(wsgw_conn_t *c, wsgw_block_t *b);   /* bypasses nothing: checks limits */
+void conn_queue_bytes(wsgw_conn_t *c, const void *p, size_t n);
+void conn_fail(wsgw_conn_t *c, uint16_t code, const char *reason);
+void conn_close_now(wsgw_conn_t *c, uint16_t reported_code);
+void conn_flush(wsgw_conn_t *c);
+void conn_sweep(wsgw_conn_t *c, uint64_t now);
+void conn_free(wsgw_conn_t *c);
+
+/* handshake.c */
+void handshake_input(wsgw_conn_t *c, const uint8_t *buf, size_t n);
+void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_t kind);
+int  wsgw_id_valid(const char *id, size_t len);
+
+/* emit.c */
+/* Builds one delivery envelope, frames it once, routes it (Iris semantics);
+ * returns the number of receivers it was queued for. */
+int emit_event(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
+               const char *name, size_t name_len, const uint8_t *event, size_t event_len,
+               const uint8_t *data, size_t data_len);
+/* A one-frame block for a reply of `len` payload bytes: write them at
+ * *payload, then emit_reply() queues it to c and drops the reference. */
+wsgw_block_t *emit_reply_block(const wsgw_server_t *s, size_t len, uint8_t **payload);
+void emit_reply(wsgw_conn_t *c, wsgw_block_t *b);
+
+/* http_routes.c: answers a plain GET (not an upgrade). */
+void http_route(wsgw_conn_t *c, const ws_http_request_t *req);
+
+/* protocol.c: the envelope protocol over text frames. */
+void protocol_welcome(wsgw_conn_t *c);
+void protocol_on_text(wsgw_conn_t *c, const uint8_t *data, size_t len);
+void protocol_on_binary(wsgw_conn_t *c, const uint8_t *data, size_t len);
+
+#endif

@@ -1,0 +1,539 @@
+"""The single-process gateway against real clients: Iris delivery semantics
+for every target, acks and errors, bad input, limits and their close codes,
+handshake failures, timeouts, slow consumers, compression, shutdown."""
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import struct
+import time
+
+import pytest
+import websockets
+
+from conftest import ROOT, no_message, recv_json, run, track
+
+
+async def join_client(gw, *rooms, **kw):
+    kw.setdefault("close_timeout", 2)
+    ws = track(await websockets.connect(gw.url, **kw))
+    welcome = await recv_json(ws)
+    assert welcome["op"] == "welcome" and welcome["conn"]
+    ws.conn_id = welcome["conn"]
+    for i, room in enumerate(rooms):
+        await ws.send(json.dumps({"op": "join", "room": room, "id": 1000 + i}))
+        assert await recv_json(ws) == {"op": "ack", "id": 1000 + i}
+    return ws
+
+
+async def emit(ws, to, data, event="chat", id=None):
+    env = {"op": "emit", "event": event, "data": data}
+    if to is not None:
+        env["to"] = to
+    if id is not None:
+        env["id"] = id
+    await ws.send(json.dumps(env))
+
+
+# ---- delivery semantics ----------------------------------------------------------
+
+def test_broadcast_reaches_everyone_but_sender(gateway):
+    async def main():
+        a, b, c = [await join_client(gateway) for _ in range(3)]
+        await emit(a, "broadcast", {"n": 1}, id=7)
+        assert await recv_json(a) == {"op": "ack", "id": 7}
+        for ws in (b, c):
+            assert await recv_json(ws) == {"event": "chat", "data": {"n": 1}, "from": a.conn_id, "to": "broadcast"}
+        await no_message(a)
+    run(main())
+
+
+def test_all_includes_sender(gateway):
+    async def main():
+        a, b, c = [await join_client(gateway) for _ in range(3)]
+        await emit(a, "all", "hi")
+        for ws in (a, b, c):
+            msg = await recv_json(ws)
+            assert msg == {"event": "chat", "data": "hi", "from": a.conn_id, "to": "all"}
+    run(main())
+
+
+def test_room_reaches_members_only_sender_included(gateway):
+    async def main():
+        a = await join_client(gateway, "lobby")
+        b = await join_client(gateway, "lobby")
+        c = await join_client(gateway, "other")
+        await emit(a, "room:lobby", [1, 2, 3])
+        for ws in (a, b):
+            assert await recv_json(ws) == {"event": "chat", "data": [1, 2, 3], "from": a.conn_id, "to": "room:lobby"}
+        await no_message(c)
+        # A non-member may not emit into the room (default permissions).
+        await emit(c, "room:lobby", 1, id=5)
+        err = await recv_json(c)
+        assert err["op"] == "error" and err["id"] == 5 and err["code"] == "not_joined"
+        await no_message(a)
+    run(main())
+
+
+def test_conn_target_and_unknown_targets(gateway_factory):
+    gw = gateway_factory("--emit-targets", "broadcast,all,room,conn")
+    async def main():
+        a, b, c = [await join_client(gw) for _ in range(3)]
+        await emit(a, "conn:" + b.conn_id, "psst", id=1)
+        assert await recv_json(a) == {"op": "ack", "id": 1}
+        assert await recv_json(b) == {"event": "chat", "data": "psst", "from": a.conn_id, "to": "conn:" + b.conn_id}
+        await no_message(c)
+        # Unknown id: nobody, silently (Iris), still acked.
+        await emit(a, "conn:doesnotexist", 1, id=2)
+        assert await recv_json(a) == {"op": "ack", "id": 2}
+        await no_message(b)
+        await no_message(c)
+    run(main())
+
+
+def test_conn_target_forbidden_by_default(gateway):
+    async def main():
+        a, b = [await join_client(gateway) for _ in range(2)]
+        await emit(a, "conn:" + b.conn_id, "x", id=3)
+        err = await recv_json(a)
+        assert err["code"] == "forbidden" and err["id"] == 3
+        await no_message(b)
+    run(main())
+
+
+def test_join_twice_leave_rejoin(gateway):
+    async def main():
+        a = await join_client(gateway, "r")
+        b = await join_client(gateway, "r", "r")          # joined twice: one membership
+        await emit(a, "room:r", "one")
+        assert (await recv_json(b))["data"] == "one"
+        assert (await recv_json(a))["data"] == "one"
+        await no_message(b)                                # not delivered twice
+        await b.send(json.dumps({"op": "leave", "room": "r", "id": 9}))
+        assert await recv_json(b) == {"op": "ack", "id": 9}
+        await emit(a, "room:r", "two")
+        assert (await recv_json(a))["data"] == "two"
+        await no_message(b)
+        await b.send(json.dumps({"op": "leave", "room": "r", "id": 10}))
+        assert (await recv_json(b))["code"] == "not_joined"
+        await b.send(json.dumps({"op": "join", "room": "r", "id": 11}))
+        assert await recv_json(b) == {"op": "ack", "id": 11}
+        await emit(a, "room:r", "three")
+        assert (await recv_json(b))["data"] == "three"
+    run(main())
+
+
+def test_data_passes_through_byte_exact(gateway):
+    async def main():
+        a = await join_client(gateway)
+        raw = '{"op":"emit","event":"n","to":"all","data":{"big":12345678901234567890,"f":1.10,"s":"\\u00e9"}}'
+        await a.send(raw)
+        got = await asyncio.wait_for(a.recv(), 3)
+        assert '"data":{"big":12345678901234567890,"f":1.10,"s":"\\u00e9"}' in got
+    run(main())
+
+
+# ---- bad input -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("frame,code", [
+    ("not json", "bad_json"),
+    ("[1,2]", "not_object"),
+    ('{"op":"dance","id":4}', "unknown_op"),
+    ('{"op":"join","id":4}', "missing_field"),
+    ('{"op":"join","room":"bad room!","id":4}', "bad_room"),
+    ('{"op":"join","room":"' + "x" * 65 + '","id":4}', "bad_room"),
+    ('{"op":"emit","event":"e","to":"nowhere","id":4}', "bad_target"),
+    ('{"op":"emit","event":"e","to":"all","to":"all","id":4}', "duplicate_field"),
+    ('{"op":"emit","to":"all","id":4}', "missing_field"),
+], ids=["not-json", "not-object", "unknown-op", "no-room", "bad-room-chars", "room-too-long",
+        "bad-target", "duplicate-field", "no-event"])
+def test_bad_envelopes_get_errors_and_connection_stays(gateway, frame, code):
+    async def main():
+        a = await join_client(gateway)
+        await a.send(frame)
+        err = await recv_json(a)
+        assert err["op"] == "error" and err["code"] == code, err
+        assert err.get("message")
+        if '"id":4' in frame and code not in ("bad_json",):
+            assert err.get("id") == 4
+        await emit(a, "all", "still here")
+        assert (await recv_json(a))["data"] == "still here"
+    run(main())
+    assert gateway.metrics()["wsgw_envelope_errors_total"] >= 1
+
+
+def test_binary_frame_is_an_error_not_a_crash(gateway):
+    async def main():
+        a = await join_client(gateway)
+        await a.send(b"\x00\x01binary")
+        err = await recv_json(a)
+        assert err["op"] == "error" and err["code"] == "not_object"
+    run(main())
+
+
+def test_garbage_past_rate_closes_1008(gateway_factory):
+    gw = gateway_factory("--error-rate-limit", "5", "--error-rate-burst", "5")
+    async def main():
+        a = await join_client(gw)
+        for _ in range(30):
+            try:
+                await a.send("garbage")
+            except websockets.ConnectionClosed:
+                break
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(a.recv(), 3)
+        assert a.close_code == 1008
+    run(main())
+    assert gw.metrics()['wsgw_disconnects_total{reason="error_rate"}'] == 1
+
+
+def test_message_too_big_closes_1009(gateway_factory):
+    gw = gateway_factory("--max-message-size", "1KiB")
+    async def main():
+        a = await join_client(gw)
+        await a.send("x" * 2000)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(a.recv(), 3)
+        assert a.close_code == 1009
+    run(main())
+
+
+def test_too_many_rooms(gateway_factory):
+    gw = gateway_factory("--max-rooms-per-conn", "2")
+    async def main():
+        a = await join_client(gw, "r1", "r2")
+        await a.send(json.dumps({"op": "join", "room": "r3", "id": 3}))
+        assert (await recv_json(a))["code"] == "too_many_rooms"
+    run(main())
+
+
+def test_join_room_patterns(gateway_factory):
+    gw = gateway_factory("--join-rooms", "public.*")
+    async def main():
+        a = await join_client(gw, "public.news")
+        await a.send(json.dumps({"op": "join", "room": "secret", "id": 3}))
+        assert (await recv_json(a))["code"] == "forbidden"
+    run(main())
+
+
+def test_invalid_utf8_closes_1007(gateway):
+    async def main():
+        s = raw_upgrade(gateway.port)
+        s.sendall(masked_frame(0x1, b"\xff\xfe"))
+        code, _ = read_close(s)
+        assert code == 1007
+    run(main())
+
+
+# ---- handshakes --------------------------------------------------------------------------------
+
+def raw_request(port, request, read_until_close=True):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if not read_until_close and b"\r\n\r\n" in data:
+            break
+    s.close()
+    return data
+
+
+def upgrade_request(key="dGhlIHNhbXBsZSBub25jZQ==", version="13", method="GET", path="/ws", extra=""):
+    return ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n%s\r\n" % (method, path, key, version, extra)).encode()
+
+
+@pytest.mark.parametrize("req,status", [
+    (upgrade_request(version="8"), 426),
+    (upgrade_request(key="short"), 400),
+    (upgrade_request(method="POST"), 400),
+    (upgrade_request(path="/nope"), 404),
+    (upgrade_request(extra="Origin: http://evil.example\r\n"), 403),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
+], ids=["bad-version", "bad-key", "not-get", "wrong-path", "bad-origin", "headers-too-big"])
+def test_handshake_failures(gateway, req, status):
+    resp = raw_request(gateway.port, req)
+    assert resp.startswith(b"HTTP/1.1 %d " % status), resp[:200]
+    if status == 426:
+        assert b"Sec-WebSocket-Version: 13" in resp
+    body = resp.split(b"\r\n\r\n", 1)[1]
+    assert body.strip(), "error responses say why"
+    assert sum(v for k, v in gateway.metrics().items() if k.startswith("wsgw_handshake_failures_total")) >= 1
+
+
+def test_handshake_accept_key_and_same_origin(gateway):
+    resp = raw_request(gateway.port, upgrade_request(extra="Origin: http://127.0.0.1\r\n"), read_until_close=False)
+    assert resp.startswith(b"HTTP/1.1 101 ")
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in resp
+
+
+def test_allowed_origins_list(gateway_factory):
+    gw = gateway_factory("--allowed-origins", "https://*.example.com")
+    ok = raw_request(gw.port, upgrade_request(extra="Origin: https://app.example.com\r\n"), read_until_close=False)
+    assert ok.startswith(b"HTTP/1.1 101 ")
+    bad = raw_request(gw.port, upgrade_request(extra="Origin: https://example.org\r\n"))
+    assert bad.startswith(b"HTTP/1.1 403 ")
+
+
+def test_subprotocol_first_server_match(gateway_factory):
+    gw = gateway_factory("--subprotocols", "chat.v2,chat.v1")
+    async def main():
+        ws = track(await websockets.connect(gw.url, subprotocols=["chat.v1", "chat.v2"]))
+        assert ws.subprotocol == "chat.v2"
+        await ws.close()
+    run(main())
+
+
+def test_handshake_timeout(gateway_factory):
+    gw = gateway_factory("--handshake-timeout", "300ms")
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n")        # never finished
+    start = time.time()
+    assert s.recv(100) == b""                            # closed by the server
+    assert time.time() - start < 3
+    s.close()
+    assert gw.metrics()['wsgw_handshake_failures_total{reason="timeout"}'] == 1
+
+
+# ---- ping/pong, slow consumers, raw frames ----------------------------------------------------------
+
+def masked_frame(opcode, payload, fin=True):
+    mask = os.urandom(4)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+class RawWS:
+    """A WebSocket client made of a bare socket, for what libraries refuse
+    to send (bad frames) or do for you (answering pings)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(upgrade_request(key=key))
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += self.sock.recv(4096)
+        assert data.startswith(b"HTTP/1.1 101")
+        self.pending = data.split(b"\r\n\r\n", 1)[1]
+
+    def sendall(self, data):
+        self.sock.sendall(data)
+
+    def recv(self, n):
+        return self.sock.recv(n)
+
+    def setsockopt(self, *a):
+        self.sock.setsockopt(*a)
+
+    def close(self):
+        self.sock.close()
+
+
+def raw_upgrade(port):
+    return RawWS(port)
+
+
+def read_frame(s):
+    def need(n):
+        while len(s.pending) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise EOFError
+            s.pending += chunk
+        out, s.pending = s.pending[:n], s.pending[n:]
+        return out
+    b0, b1 = need(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", need(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", need(8))[0]
+    return b0 & 0x0F, need(n)
+
+
+def read_close(s):
+    while True:
+        op, payload = read_frame(s)
+        if op == 0x8:
+            code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+            return code, payload[2:].decode()
+
+
+def test_ping_sent_and_unanswered_ping_closes(gateway_factory):
+    gw = gateway_factory("--ping-period", "200ms", "--pong-timeout", "600ms")
+    s = raw_upgrade(gw.port)
+    op, _ = read_frame(s)                      # the welcome
+    assert op == 0x1
+    op, _ = read_frame(s)
+    assert op == 0x9                           # a ping arrives; we never answer
+    code, reason = read_close(s)
+    assert code == 1001 and "pong" in reason
+    s.close()
+    time.sleep(0.2)
+    assert gw.metrics()['wsgw_disconnects_total{reason="ping_timeout"}'] == 1
+
+
+def test_answered_pings_keep_connection(gateway_factory):
+    gw = gateway_factory("--ping-period", "200ms", "--pong-timeout", "600ms")
+    async def main():
+        a = await join_client(gw)               # websockets answers pings itself
+        await asyncio.sleep(1.5)
+        await emit(a, "all", "alive")
+        assert (await recv_json(a))["data"] == "alive"
+    run(main())
+
+
+def test_slow_consumer_closed_others_keep_receiving(gateway_factory):
+    gw = gateway_factory("--max-queued-bytes", "256KiB", "--max-message-size", "64KiB",
+                         "--read-buffer-size", "64KiB")
+    async def main():
+        slow = raw_upgrade(gw.port)              # never reads after this
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        fast = await join_client(gw)
+        sender = await join_client(gw)
+        payload = "y" * 30000
+        received = 0
+        for i in range(200):
+            await emit(sender, "broadcast", payload)
+            msg = await recv_json(fast, timeout=5)
+            assert msg["data"] == payload
+            received += 1
+        assert received == 200
+        await asyncio.sleep(0.3)
+        m = gw.metrics()
+        assert m["wsgw_slow_consumer_closes_total"] == 1
+        assert m["wsgw_dropped_messages_total"] >= 1
+        slow.close()
+    run(main(), timeout=60)
+
+
+def test_fragmented_message_with_interleaved_ping(gateway):
+    s = raw_upgrade(gateway.port)
+    read_frame(s)                                # welcome
+    s.sendall(masked_frame(0x1, b'{"op":"emit","event":"f",', fin=False) + masked_frame(0x9, b"hey") +
+              masked_frame(0x0, b'"to":"all","data":1}', fin=True))
+    op, payload = read_frame(s)
+    assert op == 0xA and payload == b"hey"       # pong first, mid-message
+    op, payload = read_frame(s)
+    assert op == 0x1 and json.loads(payload)["event"] == "f"
+    s.sendall(masked_frame(0x8, struct.pack("!H", 1000)))
+    code, _ = read_close(s)
+    assert code == 1000
+    assert s.recv(10) == b""                     # server closes the TCP connection
+    s.close()
+
+
+def test_protocol_errors_close_1002(gateway):
+    for bad in (bytes([0x83, 0x80]) + b"\0\0\0\0",             # reserved opcode
+                bytes([0x81, 0x05]) + b"hello",                # unmasked client frame
+                bytes([0x89, 0xFE, 0x00, 0x7E]) + b"\0" * 130):  # control frame > 125
+        s = raw_upgrade(gateway.port)
+        read_frame(s)
+        s.sendall(bad)
+        code, _ = read_close(s)
+        assert code == 1002
+        s.close()
+
+
+# ---- compression ------------------------------------------------------------------------------
+
+def test_compression_negotiated_and_round_trips(gateway_factory):
+    gw = gateway_factory("--enable-compression", "true", "--compression-threshold", "16")
+    async def main():
+        a = await join_client(gw)                 # websockets offers permessage-deflate
+        assert any("permessage-deflate" in repr(e).lower() or e.name == "permessage-deflate"
+                   for e in a.extensions), a.extensions
+        b = await join_client(gw)
+        text = "compress me " * 200
+        await emit(a, "broadcast", text)
+        assert (await recv_json(b))["data"] == text
+    run(main())
+    m = gw.metrics()
+    assert m["wsgw_compressed_messages_total"] >= 1
+    # Compressed on the wire: far fewer bytes out than the 2.4 KB message.
+    assert m["wsgw_bytes_out_total"] < 2000
+
+
+def test_compression_off_by_default(gateway):
+    async def main():
+        a = await join_client(gateway)
+        assert not a.extensions
+    run(main())
+
+
+# ---- HTTP routes ------------------------------------------------------------------------------------
+
+def test_http_routes(gateway):
+    status, headers, body = gateway.get("/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, headers, body = gateway.get("/metrics")
+    assert status == 200 and b"wsgw_connections " in body and headers["Content-Type"].startswith("text/plain")
+    status, headers, body = gateway.get("/wsgw.js")
+    assert status == 200 and b"class Wsgw" in body
+    status, _, _ = gateway.get("/nothing-here")
+    assert status == 404
+
+
+def test_static_dir_and_traversal(gateway_factory, tmp_path):
+    (tmp_path / "index.html").write_text("<h1>demo</h1>")
+    gw = gateway_factory("--static-dir", str(tmp_path))
+    status, headers, body = gw.get("/")
+    assert status == 200 and body == b"<h1>demo</h1>" and headers["Content-Type"].startswith("text/html")
+    resp = raw_request(gw.port, b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert resp.startswith(b"HTTP/1.1 404") or resp.startswith(b"HTTP/1.1 400")
+
+
+def test_bad_config_stops_startup():
+    import subprocess
+    from conftest import BIN
+    r = subprocess.run([BIN, "--max-message-size", "12x"], capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0
+    assert "max_message_size" in r.stderr
+    r = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "--max-message-size" in r.stdout
+
+
+# ---- lifecycle ----------------------------------------------------------------------------------------
+
+def test_sigterm_closes_clients_1001_and_exits_0(gateway):
+    async def main():
+        clients = [await join_client(gateway) for _ in range(3)]
+        gateway.proc.send_signal(signal.SIGTERM)
+        for ws in clients:
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1001
+    run(main())
+    code, out = gateway.stop()
+    assert code == 0
+    assert "event=shutdown" in out
+
+
+def test_chat_example(gateway_factory):
+    gw = gateway_factory(binary=os.path.join(ROOT, "build", "examples", "chat"))
+    async def main():
+        a = await join_client(gw)
+        b = await join_client(gw)
+        await a.send(json.dumps({"op": "emit", "event": "chat", "data": "hello room1", "id": 1}))
+        got_a = [await recv_json(a), await recv_json(a)]
+        assert {"op": "ack", "id": 1} in got_a
+        assert {"event": "chat", "data": "hello room1", "from": a.conn_id, "to": "room:room1"} in got_a
+        assert await recv_json(b) == {"event": "chat", "data": "hello room1", "from": a.conn_id, "to": "room:room1"}
+    run(main())
