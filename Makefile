@@ -55,13 +55,13 @@ $(B)/asan/%.o: %.c
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -c $< -o $@
 
 $(B)/libwsproto.a: $(PROTO_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 $(B)/libwsproto-asan.a: $(PROTO_ASAN_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 $(B)/libwsgw.a: $(GW_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 $(B)/libwsgw-asan.a: $(GW_ASAN_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 # The JavaScript client is embedded in the binary: no file to deploy beside it.
 $(B)/gen/client_js.c: $(CLIENT_JS)
