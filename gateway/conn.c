@@ -23,8 +23,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "log.h"
 #include "server_int.h"
+#include "tls.h"
 #include "ws_frame.h"
 #include "ws_status.h"
 
@@ -54,11 +57,24 @@ static void conn_format_peer(wsgw_conn_t *c)
     }
 }
 
-void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer)
+void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, int tls)
 {
+    SSL *ssl = NULL;
+    if (tls) {
+        ssl = SSL_new(s->ssl_ctx);
+        if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+            char why[256];
+            wsgw_log(WSGW_LOG_ERROR, "tls_error", "op=SSL_new err=\"%s\"", tls_last_error(why, sizeof why));
+            if (ssl) SSL_free(ssl);
+            close(fd);
+            return;
+        }
+        SSL_set_accept_state(ssl);
+    }
     wsgw_conn_t *c = ws_xcalloc(1, sizeof *c);
     c->srv = s;
     c->fd = fd;
+    c->ssl = ssl;
     c->peer = *peer;
     conn_format_peer(c);
     int one = 1;
@@ -75,6 +91,89 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer)
     s->conns = c;
     s->n_conns++;
     s->n_handshaking++;
+}
+
+/* ---- socket I/O: cleartext or TLS ------------------------------------------- */
+
+enum { IO_AGAIN = -1, IO_ERROR = -2 };
+
+/* TLS errors that end a connection: a failed handshake is counted as such. */
+static ssize_t conn_tls_error(wsgw_conn_t *c, const char *op, int ssl_err)
+{
+    char why[256];
+    tls_last_error(why, sizeof why);
+    if (!SSL_is_init_finished(c->ssl)) c->srv->metrics.handshake_failures[HS_FAIL_TLS]++;
+    wsgw_log(WSGW_LOG_INFO, "tls_error", "remote=%s op=%s ssl_error=%d err=\"%s\"",
+             c->peer_str, op, ssl_err, why[0] ? why : strerror(errno));
+    return IO_ERROR;
+}
+
+/* Reads into buf: bytes read, 0 at EOF, IO_AGAIN or IO_ERROR. */
+static ssize_t conn_recv(wsgw_conn_t *c, uint8_t *buf, size_t cap)
+{
+    if (!c->ssl) {
+        for (;;) {
+            ssize_t n = read(c->fd, buf, cap);
+            if (n >= 0) return n;
+            if (errno == EINTR) continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? IO_AGAIN : IO_ERROR;
+        }
+    }
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, buf, (int)(cap > INT32_MAX ? INT32_MAX : cap));
+    if (n > 0) return n;
+    int e = SSL_get_error(c->ssl, n);
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+        return IO_AGAIN;
+    case SSL_ERROR_WANT_WRITE:           /* handshake or renegotiation: needs a write */
+        c->tls_read_wants_write = 1;
+        conn_mark_pending(c);            /* the flush arms EV_WRITE */
+        return IO_AGAIN;
+    case SSL_ERROR_ZERO_RETURN:          /* close_notify */
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0) return 0;   /* EOF without close_notify */
+        /* fallthrough */
+    default:
+        return conn_tls_error(c, "read", e);
+    }
+}
+
+/* Writes some of iov: bytes written, IO_AGAIN or IO_ERROR.  With TLS the
+ * queued frames are copied into the loop's write buffer so that small
+ * messages share records; after WANT_*, the same bytes (the unchanged head
+ * of the queue) are rebuilt and passed again, as OpenSSL requires. */
+static ssize_t conn_send(wsgw_conn_t *c, const struct iovec *iov, int cnt)
+{
+    if (!c->ssl) {
+        for (;;) {
+            ssize_t n = writev(c->fd, iov, cnt);
+            if (n >= 0) return n;
+            if (errno == EINTR) continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? IO_AGAIN : IO_ERROR;
+        }
+    }
+    wsgw_server_t *s = c->srv;
+    size_t want = c->tls_retry_len ? c->tls_retry_len : s->write_cap, len = 0;
+    for (int i = 0; i < cnt && len < want; i++) {
+        size_t take = iov[i].iov_len < want - len ? iov[i].iov_len : want - len;
+        memcpy(s->write_buf + len, iov[i].iov_base, take);
+        len += take;
+    }
+    ERR_clear_error();
+    int n = SSL_write(c->ssl, s->write_buf, (int)len);
+    if (n > 0) {
+        c->tls_retry_len = 0;
+        return n;
+    }
+    int e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        c->tls_retry_len = (uint32_t)len;
+        if (e == SSL_ERROR_WANT_READ) c->tls_write_wants_read = 1;
+        return IO_AGAIN;
+    }
+    return conn_tls_error(c, "write", e);
 }
 
 /* ---- write path --------------------------------------------------------- */
@@ -141,11 +240,10 @@ void conn_flush(wsgw_conn_t *c)
     while (c->outq.count && c->state != CONN_DEAD) {
         struct iovec iov[CONN_WRITE_IOV];
         int cnt = outq_iov(&c->outq, iov, CONN_WRITE_IOV);
-        ssize_t n = writev(c->fd, iov, cnt);
+        ssize_t n = conn_send(c, iov, cnt);
+        if (n == IO_AGAIN) break;
         if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            wsgw_log(WSGW_LOG_DEBUG, "write_error", "id=%s remote=%s err=%s",
+            wsgw_log(WSGW_LOG_DEBUG, "write_error", "id=%s remote=%s err=\"%s\"",
                      c->id ? c->id : "-", c->peer_str, strerror(errno));
             if (c->opened) s->metrics.closes[CLOSE_ABNORMAL]++;
             conn_close_now(c, WS_CLOSE_ABNORMAL);
@@ -158,14 +256,14 @@ void conn_flush(wsgw_conn_t *c)
     }
     if (c->state == CONN_DEAD) return;
     int want_read = c->state != CONN_HTTP;
-    if (c->outq.count) {
+    if (c->outq.count || c->tls_read_wants_write) {
         if (!c->stalled_since_ms) c->stalled_since_ms = wsgw_now_ms(s);
         c->write_armed = 1;
         conn_set_events(c, (want_read ? EV_READ : 0) | EV_WRITE);
         return;
     }
     c->stalled_since_ms = 0;
-    if (c->write_armed) {
+    if (c->write_armed && !c->tls_read_wants_write) {
         c->write_armed = 0;
         conn_set_events(c, want_read ? EV_READ : 0);
     }
@@ -189,6 +287,10 @@ static void conn_after_drain(wsgw_conn_t *c)
     /* Our close is out; theirs has not come.  Half-close and keep reading
      * until it does (or EOF, or the linger deadline): closing with unread
      * input would send a RST that can destroy our close frame in flight. */
+    if (c->ssl) {
+        ERR_clear_error();
+        SSL_shutdown(c->ssl);                /* close_notify, best effort */
+    }
     shutdown(c->fd, SHUT_WR);
     c->state = CONN_LINGER;
     c->deadline_ms = wsgw_now_ms(c->srv) + CONN_LINGER_MS;
@@ -234,6 +336,10 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
     c->state = CONN_DEAD;
     if (!c->close_code) c->close_code = reported_code ? reported_code : WS_CLOSE_ABNORMAL;
     ev_io_stop(s->loop, &c->io);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     if (was_open) {
@@ -347,14 +453,9 @@ static void conn_read(wsgw_conn_t *c)
     wsgw_server_t *s = c->srv;
     /* A few reads per event at most, so one busy peer cannot starve others. */
     for (int round = 0; round < 4 && c->state != CONN_DEAD; round++) {
-        ssize_t n = read(c->fd, s->read_buf, s->read_cap);
-        if (n == 0) { conn_on_eof(c); return; }
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-            conn_on_eof(c);
-            return;
-        }
+        ssize_t n = conn_recv(c, s->read_buf, s->read_cap);
+        if (n == IO_AGAIN) return;
+        if (n == 0 || n == IO_ERROR) { conn_on_eof(c); return; }
         s->metrics.bytes_in += (uint64_t)n;
         c->last_read_ms = wsgw_now_ms(s);
         switch (c->state) {
@@ -362,16 +463,32 @@ static void conn_read(wsgw_conn_t *c)
         case CONN_HTTP:      break;                 /* one request per connection */
         default:             conn_ws_input(c, s->read_buf, (size_t)n); break;
         }
-        if ((size_t)n < s->read_cap) return;        /* drained the socket */
+        /* Drained: a short read, unless TLS holds decrypted bytes that the
+         * socket's readiness will not announce again. */
+        if ((size_t)n < s->read_cap && !(c->ssl && SSL_pending(c->ssl))) return;
     }
+    /* Round limit hit with input left: come back next iteration. */
+    if (c->state != CONN_DEAD) ev_feed_event(s->loop, &c->io, EV_READ);
 }
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     wsgw_conn_t *c = container_of(w, wsgw_conn_t, io);
-    if (revents & EV_WRITE) conn_flush(c);
-    if ((revents & EV_READ) && c->state != CONN_DEAD) conn_read(c);
+    if (revents & EV_WRITE) {
+        if (c->tls_read_wants_write) {       /* TLS read was blocked on a write */
+            c->tls_read_wants_write = 0;
+            conn_read(c);
+        }
+        if (c->state != CONN_DEAD) conn_flush(c);
+    }
+    if ((revents & EV_READ) && c->state != CONN_DEAD) {
+        conn_read(c);
+        if (c->tls_write_wants_read && c->state != CONN_DEAD) {
+            c->tls_write_wants_read = 0;     /* TLS write was blocked on a read */
+            conn_flush(c);
+        }
+    }
 }
 
 /* ---- the one periodic sweep -------------------------------------------------- */

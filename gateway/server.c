@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "server_int.h"
+#include "tls.h"
 #include "ws_status.h"
 
 #define ACCEPT_PER_EVENT 64   /* bound the work one readiness event can cause */
@@ -109,7 +110,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             continue;
         }
-        conn_accept(s, fd, &peer);
+        conn_accept(s, fd, &peer, l->tls);
     }
 }
 
@@ -171,19 +172,25 @@ static double sweep_interval(const wsgw_config_t *cfg)
 
 /* ---- construction ------------------------------------------------------------------ */
 
+/* Listeners: cfg->listen (cleartext) first, then cfg->tls_listen, so
+ * wsgw_server_port(s, i) counts them in that order. */
 static int server_listen_all(wsgw_server_t *s, char *err, size_t errlen)
 {
-    const wsgw_strlist_t *ls = &s->cfg->listen;
-    s->listeners = ws_xcalloc(ls->n ? ls->n : 1, sizeof *s->listeners);
-    for (size_t i = 0; i < ls->n; i++) {
-        listener_t *l = &s->listeners[i];
-        l->fd = listen_on(ls->v[i], &l->port, err, errlen);
-        if (l->fd < 0) return -1;
-        l->srv = s;
-        ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
-        ev_io_start(s->loop, &l->io);
-        s->n_listeners++;
-        wsgw_log(WSGW_LOG_INFO, "listening", "addr=%s port=%d path=%s", ls->v[i], l->port, s->cfg->path);
+    const wsgw_strlist_t *lists[2] = { &s->cfg->listen, &s->cfg->tls_listen };
+    s->listeners = ws_xcalloc(lists[0]->n + lists[1]->n + 1, sizeof *s->listeners);
+    for (int tls = 0; tls < 2; tls++) {
+        for (size_t i = 0; i < lists[tls]->n; i++) {
+            listener_t *l = &s->listeners[s->n_listeners];
+            l->fd = listen_on(lists[tls]->v[i], &l->port, err, errlen);
+            if (l->fd < 0) return -1;
+            l->srv = s;
+            l->tls = tls;
+            ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+            ev_io_start(s->loop, &l->io);
+            s->n_listeners++;
+            wsgw_log(WSGW_LOG_INFO, "listening", "addr=%s port=%d path=%s tls=%d", lists[tls]->v[i],
+                     l->port, s->cfg->path, tls);
+        }
     }
     return 0;
 }
@@ -192,16 +199,22 @@ wsgw_server_t *wsgw_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
                                char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
-    if (cfg->tls_listen.n) {
-        snprintf(err, errlen, "tls_listen: TLS is not built into this version yet");
-        return NULL;
-    }
     wsgw_server_t *s = ws_xcalloc(1, sizeof *s);
     s->loop = loop;
     s->cfg = cfg;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     s->read_cap = cfg->read_buffer_size;
     s->read_buf = ws_xmalloc(s->read_cap);
+    s->write_cap = cfg->write_buffer_size;
+    s->write_buf = ws_xmalloc(s->write_cap);
+    if (cfg->tls_listen.n) {
+        s->ssl_ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min_version == WSGW_TLS_1_3,
+                                 err, errlen);
+        if (!s->ssl_ctx) {
+            wsgw_server_free(s);
+            return NULL;
+        }
+    }
     ws_http_limits_default(&s->http_limits);
     ws_pmd_policy_default(&s->pmd_policy);
     s->pmd_policy.enable = cfg->enable_compression;
@@ -317,7 +330,9 @@ void wsgw_server_free(wsgw_server_t *s)
     for (int i = 0; i < 8; i++) if (s->deflaters[i]) ws_deflater_free(s->deflaters[i]);
     if (s->spare_fd >= 0) close(s->spare_fd);
     ws_xfree(s->listeners);
+    if (s->ssl_ctx) tls_ctx_free(s->ssl_ctx);
     ws_xfree(s->read_buf);
+    ws_xfree(s->write_buf);
     ws_xfree(s);
 }
 

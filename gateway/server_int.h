@@ -6,6 +6,7 @@
 
 #include <ev.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -42,6 +43,7 @@ typedef struct listener {
     ev_io          io;
     int            fd;
     int            port;
+    int            tls;            /* connections accepted here speak TLS */
     wsgw_server_t *srv;
 } listener_t;
 
@@ -56,7 +58,8 @@ struct wsgw_conn {
     uint8_t        opened;         /* on_connection ran: on_disconnect is owed */
     uint8_t        awaiting_pong;
     uint8_t        pmd;            /* permessage-deflate negotiated */
-    uint8_t        keep_alive;     /* plain HTTP: keep the connection after the response */
+    uint8_t        tls_read_wants_write; /* SSL_read needs the socket writable */
+    uint8_t        tls_write_wants_read; /* SSL_write needs the socket readable */
     uint16_t       close_code;     /* code reported to on_disconnect */
     char          *id;             /* owned, NUL-terminated */
     size_t         id_len;
@@ -64,6 +67,8 @@ struct wsgw_conn {
     struct sockaddr_storage peer;
     char           peer_str[56];
 
+    SSL           *ssl;            /* NULL for cleartext connections */
+    uint32_t       tls_retry_len;  /* bytes of a SSL_write to repeat after WANT_* */
     ws_reader_t    reader;
     wsgw_outq_t    outq;
     wsgw_member_t  member;
@@ -115,6 +120,9 @@ struct wsgw_server {
 
     uint8_t             *read_buf;   /* one per loop */
     size_t               read_cap;
+    uint8_t             *write_buf;  /* one per loop: TLS record coalescing */
+    size_t               write_cap;
+    SSL_CTX             *ssl_ctx;    /* NULL without tls_listen */
     ws_inflater_t       *inflater;   /* shared: every client uses no context takeover */
     ws_deflater_t       *deflaters[8]; /* by server window bits 8..15, made on demand */
     ws_pmd_policy_t      pmd_policy;
@@ -139,7 +147,7 @@ uint64_t wsgw_now_ms(const wsgw_server_t *s);
 /* conn.c */
 void conn_mark_pending(wsgw_conn_t *c);
 void conn_ws_input(wsgw_conn_t *c, uint8_t *buf, size_t n);
-void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer);
+void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, int tls);
 void conn_queue_block(wsgw_conn_t *c, wsgw_block_t *b);   /* bypasses nothing: checks limits */
 void conn_queue_bytes(wsgw_conn_t *c, const void *p, size_t n);
 void conn_fail(wsgw_conn_t *c, uint16_t code, const char *reason);
