@@ -8,17 +8,18 @@ CLANG    ?= clang
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wvla -Wformat=2
 CSTD     := -std=c11 -D_GNU_SOURCE
 OPT      ?= -O2 -g
-CFLAGS   := $(CSTD) $(WARN) $(OPT) -Iproto -Igateway -MMD -MP
+CFLAGS   := $(CSTD) $(WARN) $(OPT) -Iproto -Igateway -Ibackplane -MMD -MP
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 PROTO_LIBS := -lssl -lcrypto -lz
-GW_LIBS  := -lev -lcjson $(PROTO_LIBS) -lm
+GW_LIBS  := -lev -lhiredis -lcjson $(PROTO_LIBS) -lm
 
 B := build
 PROTO_SRC := $(wildcard proto/*.c)
 PROTO_OBJ := $(PROTO_SRC:%.c=$(B)/obj/%.o)
 PROTO_ASAN_OBJ := $(PROTO_SRC:%.c=$(B)/asan/%.o)
 # gateway/ minus the binary's main(): a library that tests link against.
-GW_SRC    := $(filter-out gateway/main.c,$(wildcard gateway/*.c))
+# backplane/ (Redis, no WebSocket) is linked into the same library.
+GW_SRC    := $(filter-out gateway/main.c,$(wildcard gateway/*.c)) $(wildcard backplane/*.c)
 GW_OBJ    := $(GW_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/client_js.o
 GW_ASAN_OBJ := $(GW_SRC:%.c=$(B)/asan/%.o) $(B)/asan/gen/client_js.o
 CLIENT_JS := clients/js/wsgw.js
@@ -105,7 +106,7 @@ $(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIBS_ASAN)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< tests/fuzz/replay.c $(LIBS_ASAN) $(GW_LIBS) -o $@
 $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC)
 	@mkdir -p $(@D)
-	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway \
+	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway -Ibackplane \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< $(PROTO_SRC) $(GW_SRC) $(GW_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BIN)

@@ -1,0 +1,137 @@
+/* backplane.h — publish/subscribe between gateway processes.
+ *
+ * The backplane moves opaque payloads on named channels.  It knows Redis
+ * (one implementation) and nothing of WebSocket, rooms or envelopes: the
+ * gateway chooses channel names and payload formats (docs/protocol.md,
+ * "Backplane").  It does not include libev either: the gateway hands it
+ * the event loop through bp_loop_t (timers) and, for Redis, a function
+ * that attaches a hiredis async context to the loop.
+ *
+ * Two implementations behind one interface:
+ *   bp_local_new()  in-process, the embedded default for one process: a
+ *                   publish reaches this process's own subscriptions, on a
+ *                   later loop iteration (never re-entrantly).
+ *   bp_redis_new()  Redis pub/sub through hiredis' async API: one connection
+ *                   for SUBSCRIBE and one for PUBLISH per process,
+ *                   pipelined; never one per client, never PSUBSCRIBE.
+ *
+ * Subscriptions are reference-counted: bp_subscribe() on a channel already
+ * subscribed only counts; the SUBSCRIBE goes to Redis on the first and the
+ * UNSUBSCRIBE on the last bp_unsubscribe().
+ *
+ * Faults (Redis implementation).  Redis going away never fails a call:
+ *   - the state goes to BP_DOWN and on_state() says why;
+ *   - both connections are retried with exponential backoff and jitter
+ *     (backoff_min_ms doubling up to backoff_max_ms, each delay +-50 %);
+ *   - publishes made while the publish connection is down, or not yet
+ *     answered, are held in order up to max_pending_bytes; past that a
+ *     publish is dropped at once: its callback gets BP_DROPPED and the
+ *     drop is counted (hiredis' own output buffer is thereby bounded);
+ *   - on reconnect, AUTH and SELECT are sent first, then every channel in
+ *     the subscription set is subscribed again, and only when Redis has
+ *     confirmed all of them does the state return to BP_UP.
+ * Redis pub/sub is at-most-once: a message published while a subscriber
+ * was disconnected is not replayed to it.
+ *
+ * Ownership: channel names and payloads passed in are copied before the
+ * call returns.  Channel and payload given to on_message are valid only
+ * during the call.
+ */
+#ifndef WSGW_BACKPLANE_H
+#define WSGW_BACKPLANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct bp bp_t;
+
+typedef enum bp_state {
+    BP_DOWN = 0,      /* not connected (or never connected yet) */
+    BP_SYNCING,       /* connected, restoring subscriptions */
+    BP_UP             /* connected and every subscription confirmed */
+} bp_state_t;
+
+/* Result given to a publish callback: >= 0 is the number of subscribers
+ * Redis delivered to (PUBLISH's reply); BP_DROPPED means it was not sent. */
+#define BP_DROPPED (-1L)
+
+typedef void (*bp_publish_cb)(void *ud, long receivers, void *privdata);
+
+typedef struct bp_callbacks {
+    /* A message on a subscribed channel. */
+    void (*on_message)(void *ud, const char *channel, size_t channel_len,
+                       const uint8_t *payload, size_t len);
+    /* The state changed; `why` is a short human reason ("connection refused",
+     * "all 12 subscriptions restored"). */
+    void (*on_state)(void *ud, bp_state_t state, const char *why);
+    void *ud;
+} bp_callbacks_t;
+
+/* Timers of the caller's event loop.  timer_start returns a handle that
+ * timer_stop accepts (and that stays valid until the callback ran or
+ * timer_stop was called); the callback runs once. */
+typedef struct bp_loop {
+    void *(*timer_start)(void *loop_ud, uint64_t ms, void (*cb)(void *arg), void *arg);
+    void  (*timer_stop)(void *loop_ud, void *timer);
+    void  *loop_ud;
+} bp_loop_t;
+
+typedef struct bp_stats {
+    bp_state_t state;
+    uint64_t published;         /* publishes acknowledged by Redis (or delivered locally) */
+    uint64_t publish_dropped;   /* publishes dropped (buffer full) */
+    uint64_t pending_bytes;     /* payload bytes waiting to be sent or answered */
+    uint64_t received;          /* messages given to on_message */
+    uint64_t reconnects;        /* successful reconnections after a loss */
+    uint64_t subscriptions;     /* channels in the subscription set */
+} bp_stats_t;
+
+/* ---- the interface ----------------------------------------------------------- */
+
+/* Publishes payload on channel.  `cb` (may be NULL) is called exactly once,
+ * later, never inside this call: with the receiver count, or BP_DROPPED.
+ * Messages published by one process are sent in call order. */
+void bp_publish(bp_t *bp, const char *channel, size_t channel_len,
+                const uint8_t *payload, size_t len, bp_publish_cb cb, void *privdata);
+
+void bp_subscribe(bp_t *bp, const char *channel, size_t channel_len);
+void bp_unsubscribe(bp_t *bp, const char *channel, size_t channel_len);
+
+bp_state_t bp_state(const bp_t *bp);
+void bp_get_stats(const bp_t *bp, bp_stats_t *out);
+const char *bp_state_name(bp_state_t s);   /* "down", "syncing", "up" */
+
+/* Frees everything.  Pending publish callbacks are called with BP_DROPPED
+ * first; no other callback runs after this returns. */
+void bp_free(bp_t *bp);
+
+/* ---- implementations ---------------------------------------------------------- */
+
+bp_t *bp_local_new(const bp_callbacks_t *cb, const bp_loop_t *loop);
+
+typedef struct redisAsyncContext redisAsyncContext;
+
+typedef struct bp_redis_config {
+    const char *host;           /* TCP host (NULL or "" with unix_path) */
+    int         port;
+    const char *unix_path;      /* Unix-socket path, or NULL */
+    const char *user;           /* ACL user (AUTH user pass), or NULL */
+    const char *password;       /* AUTH password, or NULL */
+    int         db;             /* SELECT db when > 0 */
+    uint64_t    max_pending_bytes;   /* publish buffer bound (default 8 MiB when 0) */
+    uint64_t    backoff_min_ms;      /* default 100 when 0 */
+    uint64_t    backoff_max_ms;      /* default 5000 when 0 */
+    uint64_t    connect_timeout_ms;  /* default 2000 when 0 */
+    /* Attaches a new hiredis async context to the caller's event loop
+     * (the gateway passes a wrapper around redisLibevAttach); returns 0 on
+     * success. */
+    int       (*attach)(void *loop_ud, redisAsyncContext *ac);
+} bp_redis_config_t;
+
+/* Starts connecting at once and returns; the state is BP_DOWN until the
+ * connections are up.  Returns NULL with err filled only for a bad config
+ * (no host and no unix_path, no attach function). */
+bp_t *bp_redis_new(const bp_redis_config_t *cfg, const bp_callbacks_t *cb,
+                   const bp_loop_t *loop, char *err, size_t errlen);
+
+#endif
