@@ -88,6 +88,9 @@ $(B)/wsgw-asan: gateway/main.c $(LIBS_ASAN)
 $(B)/examples/%: examples/%.c $(LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< $(LIBS) $(GW_LIBS) -o $@
+$(B)/examples-asan/%: examples/%.c $(LIBS_ASAN)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
 
 run: deps $(B)/wsgw
 	$(B)/wsgw --listen 0.0.0.0:8080 $(RUN_FLAGS)
@@ -126,7 +129,7 @@ fuzz-merge: $(FUZZ_BIN)
 unit: $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
 # Integration tests run the ASan+UBSan build of the gateway: every one of
 # them is also a memory test (conftest.py fails on a sanitizer report).
-INTEGRATION_BINS := $(B)/wsgw-asan $(B)/wsgw $(EXAMPLES)
+INTEGRATION_BINS := $(B)/wsgw-asan $(B)/wsgw $(EXAMPLES) $(B)/examples-asan/echo
 PYTEST_ARGS ?= tests/integration
 test: deps unit $(INTEGRATION_BINS)
 	@echo "== unit tests (-O2), unit tests (ASan+UBSan), fuzz corpus replay (ASan+UBSan)"
