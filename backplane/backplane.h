@@ -27,9 +27,18 @@
  *     answered, are held in order up to max_pending_bytes; past that a
  *     publish is dropped at once: its callback gets BP_DROPPED and the
  *     drop is counted (hiredis' own output buffer is thereby bounded);
+ *   - a publish already handed to a connection that drops before Redis
+ *     answers is NOT sent again (Redis may have executed it: a resend could
+ *     deliver it twice): its callback gets BP_DROPPED and it is counted in
+ *     publish_dropped; only publishes never sent wait for the reconnect;
  *   - on reconnect, AUTH and SELECT are sent first, then every channel in
  *     the subscription set is subscribed again, and only when Redis has
- *     confirmed all of them does the state return to BP_UP.
+ *     confirmed all of them does the state return to BP_UP (BP_SYNCING
+ *     until then; a bp_subscribe while BP_UP does not leave BP_UP);
+ *   - the state is the worse of the two connections'; on_state is also
+ *     called, state unchanged, when BP_DOWN gets a new reason (a wrong
+ *     password after "connection refused"), not for each retry.
+ * hiredis writes with write(2): the process must ignore SIGPIPE.
  * Redis pub/sub is at-most-once: a message published while a subscriber
  * was disconnected is not replayed to it.
  *
@@ -79,10 +88,12 @@ typedef struct bp_loop {
 typedef struct bp_stats {
     bp_state_t state;
     uint64_t published;         /* publishes acknowledged by Redis (or delivered locally) */
-    uint64_t publish_dropped;   /* publishes dropped (buffer full) */
-    uint64_t pending_bytes;     /* payload bytes waiting to be sent or answered */
+    uint64_t publish_dropped;   /* publishes dropped (buffer full, unanswered when the
+                                   connection dropped, error reply, bp_free) */
+    uint64_t pending_bytes;     /* channel + payload bytes waiting to be sent or answered */
     uint64_t received;          /* messages given to on_message */
-    uint64_t reconnects;        /* successful reconnections after a loss */
+    uint64_t reconnects;        /* successful reconnections after a loss (per connection:
+                                   Redis restarting counts 2) */
     uint64_t subscriptions;     /* channels in the subscription set */
 } bp_stats_t;
 
@@ -102,7 +113,10 @@ void bp_get_stats(const bp_t *bp, bp_stats_t *out);
 const char *bp_state_name(bp_state_t s);   /* "down", "syncing", "up" */
 
 /* Frees everything.  Pending publish callbacks are called with BP_DROPPED
- * first; no other callback runs after this returns. */
+ * first; no other callback runs after this returns.  Safe from inside any
+ * of this bp's callbacks: then the memory is released on the next loop
+ * iteration (the loop must run once more), and bp_* calls made on it from
+ * the BP_DROPPED callbacks are ignored. */
 void bp_free(bp_t *bp);
 
 /* ---- implementations ---------------------------------------------------------- */

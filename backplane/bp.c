@@ -1,0 +1,149 @@
+/* bp.c — the generic backplane layer: dispatch to an implementation, the
+ * reference-counted subscription set, the deferred free.  See backplane.h
+ * for the contract and bp_int.h for the rules an implementation follows. */
+#include "bp_int.h"
+
+#include <string.h>
+
+#include "ws_alloc.h"
+
+void bp_init(bp_t *bp, const bp_vtable_t *vt, const bp_callbacks_t *cb, const bp_loop_t *loop)
+{
+    memset(bp, 0, sizeof *bp);
+    bp->vt = vt;
+    if (cb) bp->cb = *cb;
+    bp->loop = *loop;
+}
+
+const char *bp_state_name(bp_state_t s)
+{
+    switch (s) {
+    case BP_DOWN:    return "down";
+    case BP_SYNCING: return "syncing";
+    case BP_UP:      return "up";
+    }
+    return "unknown";
+}
+
+/* ---- subscription set -------------------------------------------------------- */
+
+bp_chan_t *bp_chan_find(const bp_t *bp, const char *name, size_t len)
+{
+    return strmap_get(&bp->chans, name, len);
+}
+
+static void bp_chan_free(bp_chan_t *ch)
+{
+    ws_xfree(ch->name);
+    ws_xfree(ch);
+}
+
+void bp_chan_release(bp_t *bp, bp_chan_t *ch)
+{
+    if (ch->refs || ch->held) return;
+    strmap_del(&bp->chans, ch->name, ch->len);
+    bp_chan_free(ch);
+}
+
+void bp_subscribe(bp_t *bp, const char *channel, size_t channel_len)
+{
+    if (!bp || bp->freeing) return;
+    bp_chan_t *ch = bp_chan_find(bp, channel, channel_len);
+    if (!ch) {
+        ch = ws_xcalloc(1, sizeof *ch);
+        ch->name = ws_xstrndup(channel, channel_len);
+        ch->len = channel_len;
+        strmap_put(&bp->chans, ch->name, ch->len, ch);
+    }
+    if (ch->refs++ == 0) {
+        bp->stats.subscriptions++;
+        bp->vt->chan_changed(bp, ch);
+    }
+}
+
+/* An unsubscribe without a matching subscribe is ignored: the count never
+ * goes below zero, so one stray call cannot cancel someone else's. */
+void bp_unsubscribe(bp_t *bp, const char *channel, size_t channel_len)
+{
+    if (!bp || bp->freeing) return;
+    bp_chan_t *ch = bp_chan_find(bp, channel, channel_len);
+    if (!ch || ch->refs == 0) return;
+    if (--ch->refs == 0) {
+        bp->stats.subscriptions--;
+        bp->vt->chan_changed(bp, ch);
+        bp_chan_release(bp, ch);
+    }
+}
+
+int bp_deliver(bp_t *bp, const char *channel, size_t channel_len,
+               const uint8_t *payload, size_t len)
+{
+    if (bp->freeing) return 0;
+    /* A message that was in flight when the last bp_unsubscribe() ran is not
+     * handed over: after unsubscribing, the gateway has nobody to give it to. */
+    bp_chan_t *ch = bp_chan_find(bp, channel, channel_len);
+    if (!ch || ch->refs == 0) return 0;
+    bp->stats.received++;
+    if (bp->cb.on_message) bp->cb.on_message(bp->cb.ud, channel, channel_len, payload, len);
+    return 1;
+}
+
+void bp_emit_state(bp_t *bp, bp_state_t s, const char *why)
+{
+    if (!bp->freeing && bp->cb.on_state) bp->cb.on_state(bp->cb.ud, s, why);
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+void bp_publish(bp_t *bp, const char *channel, size_t channel_len,
+                const uint8_t *payload, size_t len, bp_publish_cb cb, void *privdata)
+{
+    /* During bp_free (a publish callback publishing again) there is no later
+     * in which a callback could run: the publish is ignored. */
+    if (!bp || bp->freeing) return;
+    bp->vt->publish(bp, channel, channel_len, payload, len, cb, privdata);
+}
+
+bp_state_t bp_state(const bp_t *bp)
+{
+    return bp->vt->state(bp);
+}
+
+void bp_get_stats(const bp_t *bp, bp_stats_t *out)
+{
+    *out = bp->stats;
+    out->state = bp->vt->state(bp);
+}
+
+/* ---- free ------------------------------------------------------------------------ */
+
+static void bp_destroy(bp_t *bp)
+{
+    bp->vt->destroy(bp);
+    for (size_t i = 0; i < bp->chans.cap; i++)
+        if (bp->chans.slots[i].key) bp_chan_free(bp->chans.slots[i].value);
+    strmap_free(&bp->chans);
+    ws_xfree(bp);   /* bp_t is the first member of the implementation's block */
+}
+
+static void bp_reap_cb(void *arg)
+{
+    bp_t *bp = arg;
+    bp->reap = NULL;
+    bp_destroy(bp);
+}
+
+void bp_free(bp_t *bp)
+{
+    if (!bp || bp->freeing) return;
+    bp->freeing = 1;
+    bp->vt->shutdown(bp);
+    if (bp->depth > 0) {
+        /* Inside one of our loop callbacks: the caller up the stack (and
+         * hiredis above it) still holds pointers into this bp.  Finish on the
+         * next loop iteration; nothing of ours calls the user until then. */
+        bp->reap = bp_timer_start(bp, 0, bp_reap_cb, bp);
+        return;
+    }
+    bp_destroy(bp);
+}

@@ -1,0 +1,100 @@
+/* bp_redis_int.h — private layout of the Redis backplane, shared by
+ * bp_redis.c (connections, publish side, state) and bp_redis_sub.c
+ * (subscription batches, messages). */
+#ifndef WSGW_BP_REDIS_INT_H
+#define WSGW_BP_REDIS_INT_H
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+#include "bp_int.h"
+
+/* Where a connection is.  Only READY connections carry traffic. */
+typedef enum bp_rphase {
+    BP_R_IDLE = 0,      /* no context; a retry timer may be running */
+    BP_R_CONNECTING,    /* connect(2) in progress */
+    BP_R_HANDSHAKE,     /* AUTH / SELECT / PING sent, replies pending */
+    BP_R_READY
+} bp_rphase_t;
+
+typedef struct bp_redis bp_redis_t;
+
+typedef struct bp_rconn {
+    bp_redis_t        *r;
+    redisAsyncContext *ac;          /* the live context, or NULL; ac->data == this */
+    const char        *name;        /* "publish" / "subscribe", for `why` texts */
+    bp_rphase_t        phase;
+    int                handshake_left;   /* handshake replies still expected */
+    int                was_ready;        /* the next READY is a reconnection */
+    unsigned           attempt;          /* failures since the last READY: backoff exponent */
+    void              *retry_timer;
+    void              *timeout_timer;    /* connect + handshake deadline */
+    char               why[160];         /* last failure (hiredis' or Redis' text), for on_state */
+} bp_rconn_t;
+
+/* A publish callback still owed: sent and unanswered (the ring), or to be
+ * reported as dropped (the drop list). */
+typedef struct bp_rpend {
+    bp_publish_cb cb;
+    void         *privdata;
+    size_t        bytes;
+} bp_rpend_t;
+
+/* A publish held while the publish connection is not READY. */
+typedef struct bp_rmsg {
+    struct bp_rmsg *next;
+    bp_publish_cb   cb;
+    void           *privdata;
+    size_t          channel_len, len;
+    uint8_t         data[];         /* channel, then payload */
+} bp_rmsg_t;
+
+struct bp_redis {
+    bp_t          base;
+    /* configuration (strings owned) */
+    char         *host, *unix_path, *user, *password;
+    int           port, db;
+    uint64_t      max_pending, backoff_min, backoff_max, connect_timeout;
+    int         (*attach)(void *loop_ud, redisAsyncContext *ac);
+    uint64_t      rng;
+
+    bp_rconn_t    pub, sub;
+
+    /* publish side: every byte counted in pending_bytes is in one of these */
+    bp_rmsg_t    *wait_head, *wait_tail;    /* not sent yet, in call order */
+    bp_rpend_t   *ring;                     /* sent, awaiting PUBLISH's reply */
+    size_t        ring_cap, ring_head, ring_len;   /* cap: power of two */
+    uint64_t      pending_bytes;
+    bp_rpend_t   *drops;                    /* BP_DROPPED owed, reported by the kick */
+    size_t        drops_len, drops_cap, drops_pos;
+
+    /* subscribe side */
+    bp_chan_t    *changes;       /* channels whose refs crossed 0 since the last batch */
+    size_t        sub_inflight;  /* (un)subscribe confirmations still expected */
+    int           syncing;       /* the batch on the wire restores the set */
+    size_t        restored;      /* channels in that batch */
+
+    void         *kick;          /* 0 ms timer: drops, subscription batch, state */
+    bp_state_t    reported;      /* last state given to on_state */
+    char          reported_why[256];  /* for BP_DOWN: the failure text without the connection name */
+};
+
+/* bp_redis.c */
+void bp_redis_kick(bp_redis_t *r);
+void bp_redis_notify(bp_redis_t *r);
+/* The connection failed or was lost.  free_ac: 1 when we drop the context
+ * (hiredis defers that itself inside its callbacks), 0 when hiredis is
+ * already freeing it (disconnect callback, NULL reply, failed connect). */
+void bp_redis_conn_lost(bp_rconn_t *c, const char *why, int free_ac);
+/* The live connection of a hiredis context, or NULL for a stale one. */
+bp_rconn_t *bp_redis_conn_of(const redisAsyncContext *ac);
+const char *bp_redis_errstr(const redisAsyncContext *ac, const char *fallback);
+
+/* bp_redis_sub.c */
+void bp_redis_sub_changed(bp_t *bp, bp_chan_t *ch);
+void bp_redis_sub_ready(bp_redis_t *r);    /* handshake done: restore the set */
+void bp_redis_sub_lost(bp_redis_t *r);     /* forget what the server had */
+void bp_redis_sub_flush(bp_redis_t *r);    /* send the pending changes as one batch */
+bp_state_t bp_redis_sub_state(const bp_redis_t *r);
+
+#endif
