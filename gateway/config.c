@@ -46,6 +46,7 @@ static const char *const slow_actions[] = { "close", "drop", NULL };
 static const char *const log_levels[] = { "debug", "info", "warn", "error", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const emit_names[] = { "broadcast", "all", "room", "conn", NULL };
+static const char *const backend_event_modes[] = { "none", "untargeted", "all", NULL };
 
 /* Bounds: wide enough for any real deployment, narrow enough that a typo
  * (a missing unit letter, an extra zero) is caught rather than obeyed. */
@@ -90,8 +91,6 @@ const wsgw_key_t wsgw_keys[] = {
     KBOOL(enable_compression, "false", "negotiate permessage-deflate"),
     KINT(compression_level, "1", 1, 9, 0, "zlib level for outgoing messages"),
     KSIZE(compression_threshold, "128", 0, 1 * GiB, "messages smaller than this go uncompressed"),
-    KBOOL(compression_context_takeover, "false",
-          "keep deflate state between messages (~256 KiB per connection)"),
     KLIST(subprotocols, "", wsgw_check_token, "NAME",
           "Sec-WebSocket-Protocol values offered; first match in this order"),
     KSIZE(max_queued_bytes, "1MiB", 4 * KiB, 4 * GiB,
@@ -117,6 +116,13 @@ const wsgw_key_t wsgw_keys[] = {
     KSTR(redis_url, "", wsgw_check_redis_url, "URL", WSGW_KF_SECRET,
          "backplane: redis://[user:pass@]host:port[/db] or unix:///path; empty = in-process"),
     KSTR(redis_prefix, "wsgw", wsgw_check_prefix, "PREFIX", 0, "prefix of Redis channel names"),
+    KSIZE(redis_max_pending, "8MiB", 64 * KiB, 1 * GiB,
+          "publishes held while Redis is slow or away; past it they are dropped and counted"),
+    KENUM(backend_events, "untargeted", backend_event_modes,
+          "client events published to PREFIX:events: none, untargeted (no \"to\") or all"),
+    KBOOL(lifecycle_events, "true", "publish connect/disconnect to PREFIX:lifecycle"),
+    KLIST(lifecycle_headers, "User-Agent,Origin,X-Forwarded-For", wsgw_check_token, "HEADER",
+          "request headers passed to backends in connect events"),
     KINT(workers, "1", 1, 256, WSGW_KF_AUTO, "worker processes; auto = one per CPU"),
 };
 const size_t wsgw_nkeys = sizeof wsgw_keys / sizeof wsgw_keys[0];

@@ -87,6 +87,7 @@ enum { WSGW_ID_RANDOM = 0, WSGW_ID_HEADER = 1 };
 enum { WSGW_SLOW_CLOSE = 0, WSGW_SLOW_DROP = 1 };
 /* Log levels: wsgw_log_level_t in log.h (WSGW_LOG_DEBUG..WSGW_LOG_ERROR). */
 enum { WSGW_LOG_TEXT = 0, WSGW_LOG_JSON = 1 };
+enum { WSGW_BACKEND_EVENTS_NONE = 0, WSGW_BACKEND_EVENTS_UNTARGETED = 1, WSGW_BACKEND_EVENTS_ALL = 2 };
 /* Bits of emit_targets: which envelope targets a client may emit to. */
 enum {
     WSGW_EMIT_BROADCAST = 1u << 0, /* everyone but the sender */
@@ -128,7 +129,6 @@ typedef struct wsgw_config {
     bool           enable_compression;
     int            compression_level;           /* 1..9 */
     uint64_t       compression_threshold;       /* smaller messages go uncompressed */
-    bool           compression_context_takeover;
     wsgw_strlist_t subprotocols;                /* first match in this order wins */
     /* back-pressure and limits */
     uint64_t       max_queued_bytes;
@@ -149,6 +149,10 @@ typedef struct wsgw_config {
     /* scale-out */
     char          *redis_url;                   /* "" = embedded backplane */
     char          *redis_prefix;
+    uint64_t       redis_max_pending;           /* publish buffer bound, bytes */
+    int            backend_events;              /* WSGW_BACKEND_EVENTS_* */
+    bool           lifecycle_events;
+    wsgw_strlist_t lifecycle_headers;
     int            workers;                     /* 0 = auto (one per CPU) */
 
     /* The file that was loaded ("" when none); owned like the strings. */

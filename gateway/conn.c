@@ -215,7 +215,9 @@ void conn_queue_block(wsgw_conn_t *c, wsgw_block_t *b)
         s->metrics.dropped_messages++;
         return;
     }
-    if (c->outq.bytes + b->len > s->cfg->max_queued_bytes) {
+    /* An empty queue always takes one message: a message at max_message_size
+     * plus its frame header (or deflate's growth) is not a slow consumer. */
+    if (c->outq.bytes && c->outq.bytes + b->len > s->cfg->max_queued_bytes) {
         s->metrics.dropped_messages++;
         if (s->cfg->slow_consumer_action == WSGW_SLOW_DROP) return;
         size_t dropped = outq_drop_unstarted(&c->outq);
@@ -347,6 +349,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
         if (c->on_disconnect) c->on_disconnect(c, c->close_code, c->on_disconnect_ud);
         rooms_leave_all(&s->rooms, &c->member);
         strmap_del(&s->by_id, c->id, c->id_len);
+        cluster_conn_closed(c);
         wsgw_log(WSGW_LOG_DEBUG, "conn_closed", "id=%s remote=%s code=%u", c->id, c->peer_str,
                  (unsigned)c->close_code);
     }

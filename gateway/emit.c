@@ -65,8 +65,10 @@ static wsgw_block_t *emit_block_for(emit_msg_t *m, const wsgw_conn_t *c)
     if (m->deflated[i]) return m->deflated[i];
     if (m->deflate_failed[i]) return m->plain;
     ws_buf_t z = {0};
-    if (ws_deflate(deflater_for(m->s, bits), m->plain->data + m->hdr_len, plen, 1, &z) != WS_OK) {
-        m->deflate_failed[i] = 1;              /* send it plain: still valid */
+    if (ws_deflate(deflater_for(m->s, bits), m->plain->data + m->hdr_len, plen, 1, &z) != WS_OK ||
+        z.len >= plen) {
+        /* Failed, or incompressible: send it plain (RSV1 is per message). */
+        m->deflate_failed[i] = 1;
         ws_buf_free(&z);
         return m->plain;
     }
@@ -87,30 +89,34 @@ static size_t deliver(emit_msg_t *m, wsgw_conn_t *c)
     return 1;
 }
 
-/* Iris v10 semantics, per target. */
-static int emit_route(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
-                      const char *name, size_t name_len, emit_msg_t *m)
+/* Iris v10 semantics, per target.  `self` is who SELF means; `skip` is the
+ * one connection a BROADCAST (the sender) or a backend's "except" leaves
+ * out. */
+static int emit_route(wsgw_server_t *s, wsgw_conn_t *self, const wsgw_conn_t *skip,
+                      wsgw_target_kind_t kind, const char *name, size_t name_len, emit_msg_t *m)
 {
     size_t n = 0;
     switch (kind) {
     case WSGW_TO_SELF:
-        if (sender) n = deliver(m, sender);
+        if (self) n = deliver(m, self);
         break;
     case WSGW_TO_BROADCAST:
     case WSGW_TO_ALL:
         for (wsgw_conn_t *c = s->conns; c; c = c->next)
-            if (kind == WSGW_TO_ALL || c != sender) n += deliver(m, c);
+            if (c != skip) n += deliver(m, c);
         break;
     case WSGW_TO_ROOM: {
         wsgw_room_t *r = rooms_find(&s->rooms, name, name_len);
         if (!r) break;
-        for (uint32_t i = 0; i < r->count; i++)
-            n += deliver(m, container_of(r->members[i], wsgw_conn_t, member));
+        for (uint32_t i = 0; i < r->count; i++) {
+            wsgw_conn_t *c = container_of(r->members[i], wsgw_conn_t, member);
+            if (c != skip) n += deliver(m, c);
+        }
         break;
     }
     case WSGW_TO_CONN: {
         wsgw_conn_t *c = strmap_get(&s->by_id, name, name_len);
-        if (c) n = deliver(m, c);
+        if (c && c != skip) n = deliver(m, c);
         break;
     }
     }
@@ -142,10 +148,24 @@ static envelope_target_t to_envelope_target(wsgw_target_kind_t kind)
     }
 }
 
-/* Builds {"event":..,"data":..,"from":..,"to":..} once and routes it. */
+/* Frames one delivery envelope once and routes it to this node's
+ * receivers; returns how many it was queued for. */
+int emit_delivery(wsgw_server_t *s, const envelope_delivery_t *d, wsgw_target_kind_t kind,
+                  const char *name, size_t name_len, wsgw_conn_t *self, const wsgw_conn_t *skip)
+{
+    size_t hdr, len = envelope_delivery_size(d);
+    wsgw_block_t *b = frame_alloc(data_opcode(s), len, &hdr);
+    envelope_delivery_write(d, b->data + hdr);
+    emit_msg_t m;
+    emit_msg_init(&m, s, b, hdr, data_opcode(s));
+    int n = emit_route(s, self, skip, kind, name, name_len, &m);
+    emit_msg_done(&m);
+    return n;
+}
+
 int emit_event(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
                const char *name, size_t name_len, const uint8_t *event, size_t event_len,
-               const uint8_t *data, size_t data_len)
+               const uint8_t *data, size_t data_len, json_span_t ack_id, int *ack_deferred)
 {
     envelope_delivery_t d = {
         .event = { event, event_len },
@@ -158,13 +178,10 @@ int emit_event(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
         d.to_name.p = (const uint8_t *)sender->id;
         d.to_name.len = sender->id_len;
     }
-    size_t hdr, len = envelope_delivery_size(&d);
-    wsgw_block_t *b = frame_alloc(data_opcode(s), len, &hdr);
-    envelope_delivery_write(&d, b->data + hdr);
-    emit_msg_t m;
-    emit_msg_init(&m, s, b, hdr, data_opcode(s));
-    int n = emit_route(s, sender, kind, name, name_len, &m);
-    emit_msg_done(&m);
+    int n = emit_delivery(s, &d, kind, name, name_len, sender,
+                          kind == WSGW_TO_BROADCAST ? sender : NULL);
+    int deferred = cluster_publish_delivery(s, sender, kind, name, name_len, &d, ack_id);
+    if (ack_deferred) *ack_deferred = deferred;
     return n;
 }
 
@@ -199,8 +216,9 @@ int wsgw_to_emit(wsgw_conn_t *c, wsgw_target_kind_t kind, const char *name,
     if (rc) return rc;
     if ((kind == WSGW_TO_ROOM || kind == WSGW_TO_CONN) && !name) return WSGW_E_ARG;
     if (!data) { data = "null"; len = 4; }
+    json_span_t none = { NULL, 0 };
     return emit_event(c->srv, c, kind, name, name ? strlen(name) : 0,
-                      (const uint8_t *)event, strlen(event), (const uint8_t *)data, len);
+                      (const uint8_t *)event, strlen(event), (const uint8_t *)data, len, none, NULL);
 }
 
 int wsgw_emit(wsgw_conn_t *c, const char *event, const char *data, size_t len)
@@ -215,8 +233,9 @@ int wsgw_server_emit(wsgw_server_t *s, wsgw_target_kind_t kind, const char *name
     if ((kind == WSGW_TO_ROOM || kind == WSGW_TO_CONN) && !name) return WSGW_E_ARG;
     if (!data) { data = "null"; len = 4; }
     if (json_scan_document((const uint8_t *)data, len, NULL) != JSON_OK) return WSGW_E_ARG;
+    json_span_t none = { NULL, 0 };
     return emit_event(s, NULL, kind, name, name ? strlen(name) : 0,
-                      (const uint8_t *)event, strlen(event), (const uint8_t *)data, len);
+                      (const uint8_t *)event, strlen(event), (const uint8_t *)data, len, none, NULL);
 }
 
 int wsgw_emit_message(wsgw_conn_t *c, wsgw_target_kind_t kind, const char *name,
@@ -232,7 +251,8 @@ int wsgw_emit_message(wsgw_conn_t *c, wsgw_target_kind_t kind, const char *name,
     if (len) memcpy(b->data + hdr, data, len);
     emit_msg_t m;
     emit_msg_init(&m, c->srv, b, hdr, op);
-    int n = emit_route(c->srv, c, kind, name, name ? strlen(name) : 0, &m);
+    int n = emit_route(c->srv, c, kind == WSGW_TO_BROADCAST ? c : NULL, kind, name,
+                       name ? strlen(name) : 0, &m);
     emit_msg_done(&m);
     return n;
 }

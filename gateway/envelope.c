@@ -28,6 +28,8 @@ static const struct {
     [ENVELOPE_E_RATE_LIMITED]    = { "rate_limited", "too many messages; slow down" },
     [ENVELOPE_E_TOO_MANY_ROOMS]  = { "too_many_rooms", "too many rooms joined" },
     [ENVELOPE_E_INTERNAL]        = { "internal", "internal error" },
+    [ENVELOPE_E_NO_BACKEND]      = { "no_backend", "no handler or backend received this event" },
+    [ENVELOPE_E_UNAVAILABLE]     = { "unavailable", "the backplane is unavailable: delivered on this node only" },
 };
 
 static envelope_code_t code_clamp(envelope_code_t code)
@@ -399,6 +401,19 @@ static uint8_t *put_esc(uint8_t *d, json_span_t s)
         }
     }
     return d;
+}
+
+size_t envelope_json_string_size(json_span_t s)
+{
+    return esc_size(s) + 2;
+}
+
+uint8_t *envelope_json_string_put(uint8_t *dst, json_span_t s)
+{
+    *dst++ = '"';
+    dst = put_esc(dst, s);
+    *dst++ = '"';
+    return dst;
 }
 
 static json_span_t cstr(const char *s)

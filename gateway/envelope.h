@@ -79,6 +79,8 @@ typedef enum envelope_code {
     ENVELOPE_E_RATE_LIMITED,    /* gateway: "rate_limited" */
     ENVELOPE_E_TOO_MANY_ROOMS,  /* gateway: "too_many_rooms" */
     ENVELOPE_E_INTERNAL,        /* gateway: "internal" */
+    ENVELOPE_E_NO_BACKEND,      /* gateway: "no_backend": an emit without "to" reached no one */
+    ENVELOPE_E_UNAVAILABLE,     /* gateway: "unavailable": backplane down, other nodes missed it */
     ENVELOPE_CODE_COUNT
 } envelope_code_t;
 
@@ -160,5 +162,10 @@ size_t envelope_error_write(json_span_t id, envelope_code_t code, const char *me
 /* {"op":"welcome","conn":"<conn id>"}, sent when a connection opens. */
 size_t envelope_welcome_size(json_span_t conn);
 size_t envelope_welcome_write(json_span_t conn, uint8_t *dst);
+
+/* A JSON string literal for s (UTF-8): its size with the quotes and
+ * escapes, and a writer that returns the end of what it wrote. */
+size_t envelope_json_string_size(json_span_t s);
+uint8_t *envelope_json_string_put(uint8_t *dst, json_span_t s);
 
 #endif

@@ -33,14 +33,14 @@ void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_
 
 /* ---- connection ids ----------------------------------------------------------- */
 
-/* 128 bits from the OS CSPRNG, base64url without padding (22 characters).
+/* `bytes` (<= 16) from the OS CSPRNG, base64url without padding.
  * getrandom() is called once per 256 ids, not once per connection. */
-static size_t id_random(char *out, size_t cap)
+static size_t id_random_bytes(char *out, size_t cap, int bytes)
 {
     static uint8_t pool[4096];
     static size_t pool_left;
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    if (cap < 23) return 0;
+    if (bytes > 16 || cap < (size_t)(bytes * 4 + 2) / 3 + 1) return 0;
     if (pool_left < 16) {
         size_t got = 0;
         while (got < sizeof pool) {
@@ -54,7 +54,7 @@ static size_t id_random(char *out, size_t cap)
     uint32_t acc = 0;
     int bits = 0;
     size_t o = 0;
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < bytes; i++) {
         acc = (acc << 8) | r[i];
         bits += 8;
         while (bits >= 6) { bits -= 6; out[o++] = b64[(acc >> bits) & 63]; }
@@ -64,6 +64,17 @@ static size_t id_random(char *out, size_t cap)
     pool_left -= 16;
     out[o] = '\0';
     return o;
+}
+
+/* 128-bit connection ids: 22 characters. */
+static size_t id_random(char *out, size_t cap)
+{
+    return id_random_bytes(out, cap, 16);
+}
+
+void wsgw_random_id(char *out, size_t cap, size_t bytes)
+{
+    if (!id_random_bytes(out, cap, (int)bytes) && cap) out[0] = '\0';
 }
 
 static int id_char_ok(char ch)
@@ -215,6 +226,7 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     strmap_put(&s->by_id, c->id, c->id_len, c);
     s->metrics.connections_total++;
     c->opened = 1;
+    cluster_conn_opened(c);
     wsgw_log(WSGW_LOG_DEBUG, "conn_open", "id=%s remote=%s compression=%d", c->id, c->peer_str, c->pmd);
     if (s->on_connection) s->on_connection(c, s->on_connection_ud);
     c->req = NULL;

@@ -47,10 +47,16 @@ static void http_text(wsgw_conn_t *c, int status, const char *text, int head_onl
 static void route_healthz(wsgw_conn_t *c, int head_only)
 {
     wsgw_server_t *s = c->srv;
+    /* Redis away is "degraded", still 200: local delivery goes on, and a
+     * balancer that pulled every gateway when Redis blinks would turn a
+     * partial outage into a total one. */
+    const char *bp = cluster_health(s);
+    int degraded = s->bp_remote && s->bp_state != BP_UP;
     char body[256];
     int n = snprintf(body, sizeof body,
-                     "{\"status\":\"%s\",\"connections\":%zu,\"rooms\":%zu,\"backplane\":\"embedded\"}\n",
-                     s->draining ? "draining" : "ok", s->n_open, rooms_count(&s->rooms));
+                     "{\"status\":\"%s\",\"connections\":%zu,\"rooms\":%zu,\"backplane\":\"%s\",\"node\":\"%s\"}\n",
+                     s->draining ? "draining" : degraded ? "degraded" : "ok", s->n_open,
+                     rooms_count(&s->rooms), bp, s->node_id);
     http_send(c, s->draining ? 503 : 200, "application/json", body, (size_t)n, head_only,
               "Cache-Control: no-store\r\n");
 }

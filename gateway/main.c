@@ -4,7 +4,8 @@
  * file adds nothing to it but process concerns.
  *
  * SIGTERM / SIGINT: stop accepting, close every client with 1001, wait up to
- * drain_timeout, exit 0.  A second signal exits at once (status 1). */
+ * drain_timeout, exit 0.  A second signal exits at once (status 1).
+ * workers > 1: a master process forks the workers (master.c). */
 #include <ev.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,8 @@
 
 #include "config.h"
 #include "log.h"
+#include "master.h"
+#include "ws_alloc.h"
 #include "wsgw.h"
 
 extern char **environ;
@@ -45,27 +48,17 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     wsgw_server_shutdown(app->srv, drained, app);
 }
 
-int main(int argc, char **argv)
+/* One gateway on one loop: the whole process with workers = 1, or one
+ * worker under the master (then `fds` are its slot's sockets). */
+static int run_gateway(const wsgw_config_t *cfg, const wsgw_listen_fd_t *fds, size_t n, int slot)
 {
-    wsgw_config_t cfg;
     char err[512];
-    wsgw_config_init(&cfg);
-    int rc = wsgw_config_load(&cfg, argc, argv, environ, err, sizeof err);
-    if (rc == 1) { wsgw_config_free(&cfg); return 0; }          /* --help, --version */
-    if (rc != 0) {
-        fprintf(stderr, "wsgw: configuration error: %s\n", err);
-        wsgw_config_free(&cfg);
-        return 2;
-    }
-    wsgw_log_set_level((wsgw_log_level_t)cfg.log_level);
-    wsgw_log_set_json(cfg.log_format == WSGW_LOG_JSON);
     signal(SIGPIPE, SIG_IGN);
-
     app_t app = { .loop = ev_default_loop(EVFLAG_AUTO) };
-    app.srv = wsgw_server_new(app.loop, &cfg, err, sizeof err);
+    app.srv = fds ? wsgw_server_new_with_fds(app.loop, cfg, fds, n, err, sizeof err)
+                  : wsgw_server_new(app.loop, cfg, err, sizeof err);
     if (!app.srv) {
         fprintf(stderr, "wsgw: cannot start: %s\n", err);
-        wsgw_config_free(&cfg);
         return 1;
     }
     ev_signal_init(&app.sigterm, on_signal, SIGTERM);
@@ -73,9 +66,41 @@ int main(int argc, char **argv)
     app.sigterm.data = app.sigint.data = &app;
     ev_signal_start(app.loop, &app.sigterm);
     ev_signal_start(app.loop, &app.sigint);
-    wsgw_log(WSGW_LOG_INFO, "started", "pid=%d", (int)getpid());
+    if (fds) signal(SIGHUP, SIG_IGN);          /* the master handles reloads */
+    wsgw_log(WSGW_LOG_INFO, "started", "pid=%d slot=%d", (int)getpid(), slot);
     ev_run(app.loop, 0);
     wsgw_server_free(app.srv);
-    wsgw_config_free(&cfg);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    wsgw_config_t *cfg = ws_xcalloc(1, sizeof *cfg);
+    char err[512];
+    wsgw_config_init(cfg);
+    int rc = wsgw_config_load(cfg, argc, argv, environ, err, sizeof err);
+    if (rc != 0) {
+        if (rc < 0) fprintf(stderr, "wsgw: configuration error: %s\n", err);
+        wsgw_config_free(cfg);
+        ws_xfree(cfg);
+        return rc < 0 ? 2 : 0;                 /* 1: --help / --version */
+    }
+    wsgw_log_set_level((wsgw_log_level_t)cfg->log_level);
+    wsgw_log_set_json(cfg->log_format == WSGW_LOG_JSON);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int workers = cfg->workers ? cfg->workers : (int)(cpus > 0 ? cpus : 1);
+    if (workers > 1) {
+        if (!cfg->redis_url || !cfg->redis_url[0]) {
+            fprintf(stderr, "wsgw: configuration error: workers: %d workers need a backplane to reach "
+                            "each other's clients: set redis_url (or workers = 1)\n", workers);
+            wsgw_config_free(cfg);
+            ws_xfree(cfg);
+            return 2;
+        }
+        return master_run(cfg, argc, argv, environ, run_gateway);   /* takes cfg */
+    }
+    rc = run_gateway(cfg, NULL, 0, 0);
+    wsgw_config_free(cfg);
+    ws_xfree(cfg);
+    return rc;
 }

@@ -61,6 +61,15 @@ typedef struct wsgw_gauges {
     uint64_t memberships;
     uint64_t queued_bytes;         /* over every connection */
     uint64_t uptime_seconds;
+    uint64_t backplane_remote;      /* 1 with Redis */
+    uint64_t backplane_up;          /* 1 when every subscription is in place */
+    uint64_t backplane_published;   /* counters kept by the backplane */
+    uint64_t backplane_dropped;
+    uint64_t backplane_pending_bytes;
+    uint64_t backplane_received;
+    uint64_t backplane_reconnects;
+    uint64_t backplane_subscriptions;
+    uint64_t backplane_bad_messages;
 } wsgw_gauges_t;
 
 const char *wsgw_hs_fail_name(wsgw_hs_fail_t f);

@@ -25,7 +25,7 @@ void protocol_welcome(wsgw_conn_t *c)
     emit_reply(c, b);
 }
 
-static void protocol_ack(wsgw_conn_t *c, json_span_t id)
+void protocol_ack(wsgw_conn_t *c, json_span_t id)
 {
     if (!id.len) return;
     uint8_t *p;
@@ -47,7 +47,7 @@ static int protocol_error_budget(wsgw_conn_t *c)
     return c->err_tokens >= 0.0;
 }
 
-static void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
+void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
 {
     wsgw_server_t *s = c->srv;
     s->metrics.envelope_errors++;
@@ -99,9 +99,9 @@ static void protocol_leave(wsgw_conn_t *c, const envelope_msg_t *m)
     protocol_ack(c, m->id);
 }
 
-/* Events without `to` go to this process's on(event) handlers (and, with a
- * backplane, to backends).  With neither, nothing would receive them: say
- * so rather than ack a message that is dropped. */
+/* Events without `to` go to this process's on(event) handlers and, with
+ * Redis, to backends on PREFIX:events.  When nothing received them, say so
+ * (no_backend) rather than ack a message that was dropped. */
 static void protocol_emit_backend(wsgw_conn_t *c, const envelope_msg_t *m)
 {
     char event[ENVELOPE_EVENT_NAME_MAX + 1];
@@ -113,12 +113,14 @@ static void protocol_emit_backend(wsgw_conn_t *c, const envelope_msg_t *m)
         c->handlers[i].cb(c, event, (const char *)m->data.p, m->data.len, c->handlers[i].ud);
         handled = 1;
     }
+    if (c->state != CONN_OPEN) return;
+    if (cluster_publish_event(c, m, handled)) return;      /* answered when Redis replies */
     if (!handled) {
-        protocol_error(c, m->id, ENVELOPE_E_BAD_TARGET,
+        protocol_error(c, m->id, ENVELOPE_E_NO_BACKEND,
                        "no handler for this event and no backend: give \"to\"");
         return;
     }
-    if (c->state == CONN_OPEN) protocol_ack(c, m->id);
+    protocol_ack(c, m->id);
 }
 
 static void protocol_emit(wsgw_conn_t *c, const envelope_msg_t *m)
@@ -142,9 +144,10 @@ static void protocol_emit(wsgw_conn_t *c, const envelope_msg_t *m)
         protocol_error(c, m->id, ENVELOPE_E_NOT_JOINED, "join the room before emitting to it");
         return;
     }
+    int deferred = 0;
     emit_event(c->srv, c, kind, (const char *)m->to_name.p, m->to_name.len,
-               m->event.p, m->event.len, m->data.p, m->data.len);
-    if (c->state == CONN_OPEN) protocol_ack(c, m->id);
+               m->event.p, m->event.len, m->data.p, m->data.len, m->id, &deferred);
+    if (!deferred && c->state == CONN_OPEN) protocol_ack(c, m->id);
 }
 
 void protocol_on_text(wsgw_conn_t *c, const uint8_t *data, size_t len)

@@ -28,8 +28,18 @@ uint64_t wsgw_now_ms(const wsgw_server_t *s)
 
 /* ---- listening ---------------------------------------------------------------- */
 
-static int listen_on(const char *spec, int *port_out, char *err, size_t errlen)
+static int socket_port(int fd)
 {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
+    return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int wsgw_listen_socket(const char *spec, char *err, size_t errlen)
+{
+    if (errlen) err[0] = '\0';
     char host[256];
     int port;
     const char *why = NULL;
@@ -62,15 +72,7 @@ static int listen_on(const char *spec, int *port_out, char *err, size_t errlen)
         fd = -1;
     }
     freeaddrinfo(res);
-    if (fd < 0) {
-        if (!err[0]) snprintf(err, errlen, "listen %s: no usable address", spec);
-        return -1;
-    }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    *port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (fd < 0 && !err[0]) snprintf(err, errlen, "listen %s: no usable address", spec);
     return fd;
 }
 
@@ -172,6 +174,19 @@ static double sweep_interval(const wsgw_config_t *cfg)
 
 /* ---- construction ------------------------------------------------------------------ */
 
+static void server_add_listener(wsgw_server_t *s, int fd, int tls, const char *spec)
+{
+    listener_t *l = &s->listeners[s->n_listeners++];
+    l->fd = fd;
+    l->port = socket_port(fd);
+    l->srv = s;
+    l->tls = tls;
+    ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+    ev_io_start(s->loop, &l->io);
+    wsgw_log(WSGW_LOG_INFO, "listening", "addr=%s port=%d path=%s tls=%d", spec, l->port,
+             s->cfg->path, tls);
+}
+
 /* Listeners: cfg->listen (cleartext) first, then cfg->tls_listen, so
  * wsgw_server_port(s, i) counts them in that order. */
 static int server_listen_all(wsgw_server_t *s, char *err, size_t errlen)
@@ -180,23 +195,16 @@ static int server_listen_all(wsgw_server_t *s, char *err, size_t errlen)
     s->listeners = ws_xcalloc(lists[0]->n + lists[1]->n + 1, sizeof *s->listeners);
     for (int tls = 0; tls < 2; tls++) {
         for (size_t i = 0; i < lists[tls]->n; i++) {
-            listener_t *l = &s->listeners[s->n_listeners];
-            l->fd = listen_on(lists[tls]->v[i], &l->port, err, errlen);
-            if (l->fd < 0) return -1;
-            l->srv = s;
-            l->tls = tls;
-            ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
-            ev_io_start(s->loop, &l->io);
-            s->n_listeners++;
-            wsgw_log(WSGW_LOG_INFO, "listening", "addr=%s port=%d path=%s tls=%d", lists[tls]->v[i],
-                     l->port, s->cfg->path, tls);
+            int fd = wsgw_listen_socket(lists[tls]->v[i], err, errlen);
+            if (fd < 0) return -1;
+            server_add_listener(s, fd, tls, lists[tls]->v[i]);
         }
     }
     return 0;
 }
 
-wsgw_server_t *wsgw_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
-                               char *err, size_t errlen)
+static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
+                                 const wsgw_listen_fd_t *fds, size_t nfds, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
     wsgw_server_t *s = ws_xcalloc(1, sizeof *s);
@@ -225,7 +233,14 @@ wsgw_server_t *wsgw_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
     if (cfg->enable_compression) {
         s->inflater = ws_inflater_new(15);
     }
-    if (server_listen_all(s, err, errlen) != 0) {
+    if (cluster_init(s, err, errlen) != 0) {
+        wsgw_server_free(s);
+        return NULL;
+    }
+    if (fds) {
+        s->listeners = ws_xcalloc(nfds + 1, sizeof *s->listeners);
+        for (size_t i = 0; i < nfds; i++) server_add_listener(s, fds[i].fd, fds[i].tls, "inherited");
+    } else if (server_listen_all(s, err, errlen) != 0) {
         wsgw_server_free(s);
         return NULL;
     }
@@ -236,6 +251,19 @@ wsgw_server_t *wsgw_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
     ev_timer_start(loop, &s->sweep_w);
     s->started_ms = wsgw_now_ms(s);
     return s;
+}
+
+wsgw_server_t *wsgw_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
+                               char *err, size_t errlen)
+{
+    return server_new(loop, cfg, NULL, 0, err, errlen);
+}
+
+wsgw_server_t *wsgw_server_new_with_fds(struct ev_loop *loop, const wsgw_config_t *cfg,
+                                        const wsgw_listen_fd_t *fds, size_t n,
+                                        char *err, size_t errlen)
+{
+    return server_new(loop, cfg, fds, n, err, errlen);
 }
 
 void wsgw_server_on_connection(wsgw_server_t *s, wsgw_connection_cb cb, void *ud)
@@ -324,6 +352,7 @@ void wsgw_server_free(wsgw_server_t *s)
     if (ev_is_active(&s->flush_w)) ev_prepare_stop(s->loop, &s->flush_w);
     if (ev_is_active(&s->sweep_w)) ev_timer_stop(s->loop, &s->sweep_w);
     if (ev_is_active(&s->drain_w)) ev_timer_stop(s->loop, &s->drain_w);
+    cluster_free(s);
     rooms_free(&s->rooms);
     strmap_free(&s->by_id);
     if (s->inflater) ws_inflater_free(s->inflater);
@@ -345,4 +374,17 @@ void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g)
     g->memberships = s->rooms.memberships;
     for (const wsgw_conn_t *c = s->conns; c; c = c->next) g->queued_bytes += c->outq.bytes;
     g->uptime_seconds = (wsgw_now_ms(s) - s->started_ms) / 1000;
+    if (s->bp) {
+        bp_stats_t st;
+        bp_get_stats(s->bp, &st);
+        g->backplane_remote = (uint64_t)s->bp_remote;
+        g->backplane_up = !s->bp_remote || s->bp_state == BP_UP;
+        g->backplane_published = st.published;
+        g->backplane_dropped = st.publish_dropped;
+        g->backplane_pending_bytes = st.pending_bytes;
+        g->backplane_received = st.received;
+        g->backplane_reconnects = st.reconnects;
+        g->backplane_subscriptions = st.subscriptions;
+    }
+    g->backplane_bad_messages = s->bp_bad_messages;
 }

@@ -11,7 +11,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "backplane.h"
 #include "config.h"
+#include "envelope.h"
 #include "metrics.h"
 #include "outq.h"
 #include "rooms.h"
@@ -140,6 +142,13 @@ struct wsgw_server {
     void                *drain_done_ud;
     uint64_t             started_ms;
     wsgw_metrics_t       metrics;
+
+    bp_t                *bp;         /* the backplane: local or Redis */
+    int                  bp_remote;  /* 1 with Redis: other nodes exist */
+    bp_state_t           bp_state;
+    char                 node_id[24];
+    size_t               node_id_len;
+    uint64_t             bp_bad_messages;  /* unparseable payloads from the backplane */
 };
 
 uint64_t wsgw_now_ms(const wsgw_server_t *s);
@@ -162,15 +171,41 @@ void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_
 int  wsgw_id_valid(const char *id, size_t len);
 
 /* emit.c */
-/* Builds one delivery envelope, frames it once, routes it (Iris semantics);
- * returns the number of receivers it was queued for. */
+/* Frames one delivery envelope once and queues it for this node's
+ * receivers of the target (Iris semantics): SELF means `self`, `skip` is
+ * left out.  Returns the number of receivers. */
+int emit_delivery(wsgw_server_t *s, const envelope_delivery_t *d, wsgw_target_kind_t kind,
+                  const char *name, size_t name_len, wsgw_conn_t *self, const wsgw_conn_t *skip);
+/* An emit from `sender` (NULL: from the server): delivered here at once,
+ * and published for the other nodes.  When ack_id is not empty and the
+ * backplane will confirm the publish, *ack_deferred is set to 1 and the
+ * ack (or an "unavailable" error) is sent to the sender later; otherwise
+ * it is 0 and the caller acks.  Returns the local receiver count. */
 int emit_event(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
                const char *name, size_t name_len, const uint8_t *event, size_t event_len,
-               const uint8_t *data, size_t data_len);
+               const uint8_t *data, size_t data_len, json_span_t ack_id, int *ack_deferred);
 /* A one-frame block for a reply of `len` payload bytes: write them at
  * *payload, then emit_reply() queues it to c and drops the reference. */
 wsgw_block_t *emit_reply_block(const wsgw_server_t *s, size_t len, uint8_t **payload);
 void emit_reply(wsgw_conn_t *c, wsgw_block_t *b);
+
+/* cluster.c: the gateway's side of the backplane (docs/protocol.md,
+ * "Backplane"). */
+int  cluster_init(wsgw_server_t *s, char *err, size_t errlen);
+void cluster_free(wsgw_server_t *s);
+void cluster_conn_opened(wsgw_conn_t *c);          /* during the handshake: c->req is set */
+void cluster_conn_closed(wsgw_conn_t *c);
+/* Publishes a delivery for the other nodes; returns 1 when the ack for
+ * ack_id will be sent when the backplane answers (see emit_event). */
+int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
+                              const char *name, size_t name_len, const envelope_delivery_t *d,
+                              json_span_t ack_id);
+/* An emit without "to", for backends: returns 1 when the answer to ack_id
+ * will come later (after Redis replied), 0 when the caller answers now:
+ * ack if `handled` (an on(event) handler took it), else no_backend. */
+int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled);
+const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down" */
+void wsgw_random_id(char *out, size_t cap, size_t bytes);
 
 /* http_routes.c: answers a plain GET (not an upgrade). */
 void http_route(wsgw_conn_t *c, const ws_http_request_t *req);
@@ -179,5 +214,7 @@ void http_route(wsgw_conn_t *c, const ws_http_request_t *req);
 void protocol_welcome(wsgw_conn_t *c);
 void protocol_on_text(wsgw_conn_t *c, const uint8_t *data, size_t len);
 void protocol_on_binary(wsgw_conn_t *c, const uint8_t *data, size_t len);
+void protocol_ack(wsgw_conn_t *c, json_span_t id);
+void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
 
 #endif

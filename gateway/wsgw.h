@@ -89,6 +89,23 @@ typedef int (*wsgw_check_origin_cb)(wsgw_conn_t *c, const char *origin, size_t l
  * cannot be bound, the TLS files cannot be loaded, etc. */
 wsgw_server_t *wsgw_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
                                char *err, size_t errlen);
+/* A listening socket made elsewhere (a master process hands each worker
+ * its own): the server accepts on it and closes its copy on shutdown. */
+typedef struct wsgw_listen_fd {
+    int fd;
+    int tls;          /* 1: connections on it speak TLS */
+} wsgw_listen_fd_t;
+
+/* As wsgw_server_new, but serving the given sockets instead of binding the
+ * config's listen / tls_listen addresses. */
+wsgw_server_t *wsgw_server_new_with_fds(struct ev_loop *loop, const wsgw_config_t *cfg,
+                                        const wsgw_listen_fd_t *fds, size_t n,
+                                        char *err, size_t errlen);
+
+/* Binds one listening socket (SO_REUSEPORT, non-blocking) for a
+ * "HOST:PORT" spec; returns the fd, or -1 with err filled. */
+int wsgw_listen_socket(const char *spec, char *err, size_t errlen);
+
 void wsgw_server_on_connection(wsgw_server_t *s, wsgw_connection_cb cb, void *ud);
 void wsgw_server_set_id_generator(wsgw_server_t *s, wsgw_id_generator_cb cb, void *ud);
 void wsgw_server_set_check_origin(wsgw_server_t *s, wsgw_check_origin_cb cb, void *ud);

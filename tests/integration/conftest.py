@@ -151,3 +151,70 @@ async def no_message(ws, wait=0.3):
     except asyncio.TimeoutError:
         return
     raise AssertionError("unexpected message: %r" % (msg,))
+
+
+class Redis:
+    """A real redis-server on a free loopback port (or a Unix socket),
+    started and stopped by the test; kill() and start() again simulate an
+    outage on the same address."""
+
+    def __init__(self, tmpdir, password=None, unix=False):
+        self.port = free_port()
+        self.password = password
+        self.unix_path = os.path.join(str(tmpdir), "redis.sock") if unix else None
+        self.proc = None
+        self.start()
+
+    def cmdline(self):
+        cmd = ["redis-server", "--port", "0" if self.unix_path else str(self.port), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
+        if self.unix_path:
+            cmd += ["--unixsocket", self.unix_path, "--unixsocketperm", "700"]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        return cmd
+
+    def start(self):
+        self.proc = subprocess.Popen(self.cmdline(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.cli("PING", check=False).strip() == "PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def cli(self, *args, check=True, timeout=5):
+        cmd = ["redis-cli"] + self.cli_args() + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise RuntimeError("redis-cli failed: %r" % r.stderr)
+        return r.stdout
+
+    def cli_args(self):
+        args = ["-s", self.unix_path] if self.unix_path else ["-p", str(self.port)]
+        if self.password:
+            args += ["--no-auth-warning", "-a", self.password]
+        return args
+
+    @property
+    def url(self):
+        if self.unix_path:
+            return "unix://" + self.unix_path
+        auth = ":%s@" % self.password if self.password else ""
+        return "redis://%s127.0.0.1:%d" % (auth, self.port)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    r = Redis(tmp_path)
+    yield r
+    r.stop()

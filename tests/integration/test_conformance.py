@@ -1204,10 +1204,15 @@ def test_13_permessage_deflate_echo(pmd, combo):
 @pytest.mark.parametrize("bits", [8, 9, 10, 12, 15])
 def test_13_server_window_bits_honoured(pmd, bits):
     """What the server sends inflates with the window it agreed to (zlib
-    refuses a distance beyond it), and carries RSV1 (threshold 0)."""
+    refuses a distance beyond it), and carries RSV1 (threshold 0).  The
+    server sends a message uncompressed when deflate would not shrink it,
+    so the payload repeats within 50 bytes (it compresses at any window)
+    and also 3000 bytes apart (a server ignoring the window would refer
+    back that far)."""
     c = RawClient(pmd, "permessage-deflate; server_max_window_bits=%d" % bits)
     assert c.pmd["server_max_window_bits"] <= bits
-    block = random.Random(bits).randbytes(3000)
+    rng = random.Random(bits)
+    block = b"".join(rng.randbytes(50) * 6 for _ in range(10))    # 3000 bytes
     data = block * 8                     # repeats 3000 bytes apart: > 2^8..2^11
     c.send(BINARY, deflate(data), rsv=RSV1)
     op, got, compressed = c.recv_message()

@@ -75,7 +75,6 @@ static void test_defaults(void)
     CHECK(!c.enable_compression);
     CHECK_INT(c.compression_level, 1);
     CHECK_INT(c.compression_threshold, 128);
-    CHECK(!c.compression_context_takeover);
     CHECK_INT(c.subprotocols.n, 0);
     CHECK_INT(c.max_queued_bytes, 1 << 20);
     CHECK_INT(c.slow_consumer_action, WSGW_SLOW_CLOSE);
@@ -766,7 +765,7 @@ static void test_help_lists_every_key(void)
         flag[j] = '\0';
         CHECK_HAS(s, flag);
     }
-    CHECK_INT(keys, 42);
+    CHECK_INT(keys, 45);
     CHECK_HAS(s, "--listen HOST:PORT\n");
     CHECK_HAS(s, "size 16..256MiB; default: 64KiB");
     CHECK_HAS(s, "duration 100ms..1h, 0 = off; default: 54s");

@@ -818,7 +818,7 @@ static void test_codes_and_explain(void)
     static const char *const wire[ENVELOPE_CODE_COUNT] = {
         "ok", "bad_json", "not_object", "unknown_op", "missing_field", "bad_field", "bad_room",
         "bad_event", "bad_target", "bad_id", "duplicate_field", "too_deep", "forbidden",
-        "not_joined", "rate_limited", "too_many_rooms", "internal",
+        "not_joined", "rate_limited", "too_many_rooms", "internal", "no_backend", "unavailable",
     };
     for (int c = 0; c < ENVELOPE_CODE_COUNT; c++) {
         CHECK_STR(envelope_code_str((envelope_code_t)c), wire[c]);
@@ -860,8 +860,21 @@ static void test_error_reply_roundtrip(void)
     CHECK_STR(g_out, "{\"op\":\"ack\",\"id\":12}");
 }
 
+static void test_json_string_put(void)
+{
+    static const uint8_t in[] = "a\"b\\c\n\x01\xc3\xa9";
+    json_span_t span = { in, sizeof in - 1 };
+    uint8_t out[64];
+    size_t n = envelope_json_string_size(span);
+    uint8_t *end = envelope_json_string_put(out, span);
+    CHECK_INT(end - out, n);
+    CHECK_MEM(out, "\"a\\\"b\\\\c\\n\\u0001\xc3\xa9\"", n);
+    CHECK_INT(json_scan_document(out, n, NULL), JSON_OK);
+}
+
 int main(void)
 {
+    RUN(test_json_string_put);
     RUN(test_scan_valid);
     RUN(test_scan_invalid);
     RUN(test_scan_nul_byte);

@@ -1,0 +1,460 @@
+/* cluster.c — the gateway's side of the backplane: channel names, the JSON
+ * payloads other nodes and backends exchange with us, and the libev glue
+ * the backplane needs (docs/protocol.md, "Backplane").
+ *
+ * Channels (P = redis_prefix):
+ *   P:all           broadcast / all; every node subscribes
+ *   P:room:<name>   a room; a node subscribes while it has local members
+ *   P:conn:<id>     one connection: deliveries and control ops; subscribed
+ *                   by the node that holds the connection
+ *   P:events        client events for backends (published, not subscribed)
+ *   P:lifecycle     connect / disconnect (published, not subscribed)
+ *
+ * A node delivers its own clients' messages locally at once and publishes
+ * them with "node":<its id>; it ignores that id when Redis echoes them
+ * back, so nothing is delivered twice.  With the in-process backplane
+ * (no redis_url) there is no other node, so nothing is published.
+ */
+#include <ev.h>
+#include <hiredis/adapters/libev.h>
+#include <hiredis/async.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_scan.h"
+#include "log.h"
+#include "server_int.h"
+#include "ws_utf8.h"
+
+#define CHANNEL_MAX 320
+
+/* ---- the event loop, handed to the backplane -------------------------------------- */
+
+typedef struct bp_timer {
+    ev_timer w;
+    void   (*cb)(void *arg);
+    void    *arg;
+} bp_timer_t;
+
+static void bp_timer_fire(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    bp_timer_t *t = (bp_timer_t *)w;
+    void (*cb)(void *) = t->cb;
+    void *arg = t->arg;
+    ws_xfree(t);                      /* one-shot: gone before the callback runs */
+    cb(arg);
+}
+
+static void *bp_timer_start(void *loop_ud, uint64_t ms, void (*cb)(void *arg), void *arg)
+{
+    bp_timer_t *t = ws_xmalloc(sizeof *t);
+    t->cb = cb;
+    t->arg = arg;
+    ev_timer_init(&t->w, bp_timer_fire, (double)ms / 1000.0, 0);
+    ev_timer_start((struct ev_loop *)loop_ud, &t->w);
+    return t;
+}
+
+static void bp_timer_stop(void *loop_ud, void *timer)
+{
+    bp_timer_t *t = timer;
+    ev_timer_stop((struct ev_loop *)loop_ud, &t->w);
+    ws_xfree(t);
+}
+
+static int bp_attach(void *loop_ud, redisAsyncContext *ac)
+{
+    return redisLibevAttach((struct ev_loop *)loop_ud, ac) == REDIS_OK ? 0 : -1;
+}
+
+/* ---- channel names ----------------------------------------------------------------- */
+
+static size_t channel(const wsgw_server_t *s, char *out, const char *kind, const char *name, size_t len)
+{
+    int n = snprintf(out, CHANNEL_MAX, "%s:%s%s%.*s", s->cfg->redis_prefix, kind,
+                     name ? ":" : "", (int)(name ? len : 0), name ? name : "");
+    return n < 0 ? 0 : (size_t)n >= CHANNEL_MAX ? CHANNEL_MAX - 1 : (size_t)n;
+}
+
+static void room_created(wsgw_room_t *r, void *ud)
+{
+    wsgw_server_t *s = ud;
+    char ch[CHANNEL_MAX];
+    bp_subscribe(s->bp, ch, channel(s, ch, "room", r->name, r->name_len));
+}
+
+static void room_destroyed(wsgw_room_t *r, void *ud)
+{
+    wsgw_server_t *s = ud;
+    char ch[CHANNEL_MAX];
+    bp_unsubscribe(s->bp, ch, channel(s, ch, "room", r->name, r->name_len));
+}
+
+/* ---- payloads out --------------------------------------------------------------------- */
+
+/* {"event":..,"data":..,"from":..,"to":..,"node":"<us>"}: the delivery
+ * envelope with our node id, so we can recognise our own echo. */
+static void payload_delivery(const wsgw_server_t *s, const envelope_delivery_t *d, ws_buf_t *out)
+{
+    size_t n = envelope_delivery_size(d);
+    uint8_t *p = ws_buf_reserve(out, n + 16 + s->node_id_len);
+    envelope_delivery_write(d, p);
+    p += n - 1;                                   /* over the closing brace */
+    memcpy(p, ",\"node\":\"", 9); p += 9;
+    memcpy(p, s->node_id, s->node_id_len); p += s->node_id_len;
+    memcpy(p, "\"}", 2); p += 2;
+    out->len += (size_t)(p - (out->data + out->len));
+}
+
+static void put_lit(ws_buf_t *b, const char *lit)
+{
+    ws_buf_append(b, lit, strlen(lit));
+}
+
+static void put_str(ws_buf_t *b, const char *p, size_t n)
+{
+    json_span_t v = { (const uint8_t *)p, n };
+    uint8_t *d = ws_buf_reserve(b, envelope_json_string_size(v));
+    b->len += (size_t)(envelope_json_string_put(d, v) - d);
+}
+
+static void put_member(ws_buf_t *b, const char *key, const char *p, size_t n)
+{
+    put_lit(b, ",\"");
+    put_lit(b, key);
+    put_lit(b, "\":");
+    put_str(b, p, n);
+}
+
+/* ---- deferred acks ------------------------------------------------------------------------ */
+
+/* What a publish callback needs to answer an envelope: the connection, by
+ * id (it may be gone by then), and the envelope's id as written. */
+typedef struct pending_ack {
+    wsgw_server_t *s;
+    uint8_t        handled;        /* events: an on(event) handler took it */
+    uint8_t        is_event;
+    uint8_t        id_len;
+    char           id[ENVELOPE_ID_STRING_MAX + 3];
+    char           conn[];         /* NUL-terminated */
+} pending_ack_t;
+
+static pending_ack_t *pending_ack_new(wsgw_server_t *s, const wsgw_conn_t *c, json_span_t id)
+{
+    if (!c || !id.len || id.len > sizeof ((pending_ack_t *)0)->id) return NULL;
+    pending_ack_t *a = ws_xmalloc(sizeof *a + c->id_len + 1);
+    a->s = s;
+    a->handled = 0;
+    a->is_event = 0;
+    a->id_len = (uint8_t)id.len;
+    memcpy(a->id, id.p, id.len);
+    memcpy(a->conn, c->id, c->id_len + 1);
+    return a;
+}
+
+static void published(void *ud, long receivers, void *privdata)
+{
+    wsgw_server_t *s = ud;
+    pending_ack_t *a = privdata;
+    if (receivers == BP_DROPPED) s->metrics.dropped_messages++;
+    if (!a) return;
+    wsgw_conn_t *c = strmap_get(&s->by_id, a->conn, strlen(a->conn));
+    json_span_t id = { (const uint8_t *)a->id, a->id_len };
+    if (c && c->state == CONN_OPEN) {
+        if (receivers == BP_DROPPED && !a->handled)
+            protocol_error(c, id, ENVELOPE_E_UNAVAILABLE,
+                           a->is_event ? "the backplane is unavailable: no backend received this event"
+                                       : "the backplane is unavailable: delivered on this node only");
+        else if (a->is_event && receivers == 0 && !a->handled)
+            protocol_error(c, id, ENVELOPE_E_NO_BACKEND, "no backend is subscribed to events");
+        else
+            protocol_ack(c, id);
+    }
+    ws_xfree(a);
+}
+
+int cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
+                             const char *name, size_t name_len, const envelope_delivery_t *d,
+                             json_span_t ack_id)
+{
+    if (!s->bp_remote || kind == WSGW_TO_SELF) return 0;
+    if (kind == WSGW_TO_CONN && strmap_get(&s->by_id, name, name_len)) return 0;  /* it is here */
+    char ch[CHANNEL_MAX];
+    size_t chlen = kind == WSGW_TO_ROOM ? channel(s, ch, "room", name, name_len)
+                 : kind == WSGW_TO_CONN ? channel(s, ch, "conn", name, name_len)
+                                        : channel(s, ch, "all", NULL, 0);
+    ws_buf_t payload = {0};
+    payload_delivery(s, d, &payload);
+    pending_ack_t *a = pending_ack_new(s, sender, ack_id);
+    bp_publish(s->bp, ch, chlen, payload.data, payload.len, published, a);
+    ws_buf_free(&payload);
+    return a != NULL;
+}
+
+int cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled)
+{
+    wsgw_server_t *s = c->srv;
+    if (!s->bp_remote || s->cfg->backend_events == WSGW_BACKEND_EVENTS_NONE) return 0;
+    envelope_delivery_t d = {
+        .event = m->event, .data = m->data,
+        .from = { (const uint8_t *)c->id, c->id_len },
+        .to = ENVELOPE_TO_BACKEND,
+    };
+    ws_buf_t payload = {0};
+    payload_delivery(s, &d, &payload);
+    char ch[CHANNEL_MAX];
+    size_t chlen = channel(s, ch, "events", NULL, 0);
+    pending_ack_t *a = pending_ack_new(s, c, m->id);
+    if (a) { a->is_event = 1; a->handled = (uint8_t)handled; }
+    bp_publish(s->bp, ch, chlen, payload.data, payload.len, published, a);
+    ws_buf_free(&payload);
+    /* Without an id there is nothing to answer later: the caller decides. */
+    return a != NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------- */
+
+static void publish_lifecycle(wsgw_server_t *s, ws_buf_t *b)
+{
+    char ch[CHANNEL_MAX];
+    size_t chlen = channel(s, ch, "lifecycle", NULL, 0);
+    bp_publish(s->bp, ch, chlen, b->data, b->len, published, NULL);
+    ws_buf_free(b);
+}
+
+void cluster_conn_opened(wsgw_conn_t *c)
+{
+    wsgw_server_t *s = c->srv;
+    char ch[CHANNEL_MAX];
+    if (!s->bp_remote) return;
+    bp_subscribe(s->bp, ch, channel(s, ch, "conn", c->id, c->id_len));
+    if (!s->cfg->lifecycle_events) return;
+    ws_buf_t b = {0};
+    put_lit(&b, "{\"op\":\"connect\"");
+    put_member(&b, "conn", c->id, c->id_len);
+    put_member(&b, "node", s->node_id, s->node_id_len);
+    put_member(&b, "remote", c->peer_str, strlen(c->peer_str));
+    put_lit(&b, ",\"headers\":{");
+    int first = 1;
+    for (size_t i = 0; c->req && i < s->cfg->lifecycle_headers.n; i++) {
+        const char *name = s->cfg->lifecycle_headers.v[i];
+        const ws_http_header_t *h = ws_http_find_header(c->req, name, NULL);
+        if (!h || !ws_utf8_is_valid((const uint8_t *)h->value, h->value_len)) continue;
+        if (!first) put_lit(&b, ",");
+        put_str(&b, name, strlen(name));
+        put_lit(&b, ":");
+        put_str(&b, h->value, h->value_len);
+        first = 0;
+    }
+    put_lit(&b, "}}");
+    publish_lifecycle(s, &b);
+}
+
+void cluster_conn_closed(wsgw_conn_t *c)
+{
+    wsgw_server_t *s = c->srv;
+    char ch[CHANNEL_MAX], code[16];
+    if (!s->bp_remote) return;
+    bp_unsubscribe(s->bp, ch, channel(s, ch, "conn", c->id, c->id_len));
+    if (!s->cfg->lifecycle_events) return;
+    ws_buf_t b = {0};
+    put_lit(&b, "{\"op\":\"disconnect\"");
+    put_member(&b, "conn", c->id, c->id_len);
+    put_member(&b, "node", s->node_id, s->node_id_len);
+    snprintf(code, sizeof code, ",\"code\":%u}", (unsigned)c->close_code);
+    put_lit(&b, code);
+    publish_lifecycle(s, &b);
+}
+
+/* ---- payloads in ----------------------------------------------------------------------------- */
+
+typedef struct inbound {
+    json_span_t event, data, from, to, except, node, op, room, code, reason;
+} inbound_t;
+
+/* The content of a JSON string written without escapes (ids, rooms). */
+static int plain_string(json_span_t v, json_span_t *out)
+{
+    if (v.len < 2 || v.p[0] != '"') return 0;
+    for (size_t i = 1; i + 1 < v.len; i++) if (v.p[i] == '\\') return 0;
+    out->p = v.p + 1;
+    out->len = v.len - 2;
+    return 1;
+}
+
+static int inbound_parse(const uint8_t *p, size_t len, inbound_t *in)
+{
+    static const struct { const char *key; size_t off; } keys[] = {
+        { "event", offsetof(inbound_t, event) }, { "data", offsetof(inbound_t, data) },
+        { "from", offsetof(inbound_t, from) },   { "to", offsetof(inbound_t, to) },
+        { "except", offsetof(inbound_t, except) }, { "node", offsetof(inbound_t, node) },
+        { "op", offsetof(inbound_t, op) },       { "room", offsetof(inbound_t, room) },
+        { "code", offsetof(inbound_t, code) },   { "reason", offsetof(inbound_t, reason) },
+    };
+    memset(in, 0, sizeof *in);
+    json_obj_iter_t it;                           /* validates the whole document */
+    if (json_obj_begin(&it, p, len) != JSON_OK) return 0;
+    json_member_t m;
+    int rc;
+    while ((rc = json_obj_next(&it, &m)) == 1) {
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            size_t kl = strlen(keys[k].key);
+            if (json_str_equal(m.key.p, m.key.len, (const uint8_t *)keys[k].key, kl))
+                *(json_span_t *)((char *)in + keys[k].off) = m.value;
+        }
+    }
+    return rc == 0;
+}
+
+static void bad_payload(wsgw_server_t *s, const char *channel_name, size_t chlen, const char *why)
+{
+    s->bp_bad_messages++;
+    wsgw_log(WSGW_LOG_WARN, "backplane_bad_message", "channel=%.*s reason=\"%s\"",
+             (int)(chlen > 200 ? 200 : chlen), channel_name, why);
+}
+
+/* Control ops for one connection: {"op":"join"|"leave","room":".."},
+ * {"op":"disconnect","code":4000,"reason":".."}.  Backends are trusted: no
+ * join_rooms check, but the room-name rules and limits hold. */
+static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const inbound_t *in,
+                            const char *chname, size_t chlen)
+{
+    json_span_t op, room, reason = { NULL, 0 };
+    if (!plain_string(in->op, &op)) { bad_payload(s, chname, chlen, "op is not a plain string"); return; }
+    if (op.len == 10 && memcmp(op.p, "disconnect", 10) == 0) {
+        unsigned long code = 1000;
+        if (in->code.len) code = strtoul((const char *)in->code.p, NULL, 10);
+        char why[124] = "";
+        if (in->reason.len && plain_string(in->reason, &reason))
+            snprintf(why, sizeof why, "%.*s", (int)(reason.len > 123 ? 123 : reason.len), reason.p);
+        wsgw_disconnect(c, (uint16_t)(code > 4999 ? 1000 : code), why);
+        return;
+    }
+    int join = op.len == 4 && memcmp(op.p, "join", 4) == 0;
+    int leave = op.len == 5 && memcmp(op.p, "leave", 5) == 0;
+    if ((!join && !leave) || !plain_string(in->room, &room) ||
+        !envelope_room_valid(room.p, room.len, (size_t)s->cfg->max_room_name)) {
+        bad_payload(s, chname, chlen, "unknown op or bad room");
+        return;
+    }
+    if (join) rooms_join(&s->rooms, &c->member, (const char *)room.p, room.len,
+                         (size_t)s->cfg->max_rooms_per_conn);
+    else rooms_leave(&s->rooms, &c->member, (const char *)room.p, room.len);
+}
+
+static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *payload, size_t len)
+{
+    wsgw_server_t *s = ud;
+    size_t plen = strlen(s->cfg->redis_prefix);
+    if (chlen <= plen + 1 || memcmp(ch, s->cfg->redis_prefix, plen) != 0 || ch[plen] != ':') return;
+    const char *kind = ch + plen + 1;
+    size_t klen = chlen - plen - 1;
+    inbound_t in;
+    if (!inbound_parse(payload, len, &in)) { bad_payload(s, ch, chlen, "not a JSON object"); return; }
+    json_span_t node;
+    if (in.node.len && plain_string(in.node, &node) && node.len == s->node_id_len &&
+        memcmp(node.p, s->node_id, node.len) == 0)
+        return;                                   /* our own message, delivered already */
+
+    wsgw_target_kind_t target;
+    const char *name = NULL;
+    size_t name_len = 0;
+    if (klen == 3 && memcmp(kind, "all", 3) == 0) {
+        json_span_t to;
+        target = plain_string(in.to, &to) && to.len == 9 && memcmp(to.p, "broadcast", 9) == 0
+               ? WSGW_TO_BROADCAST : WSGW_TO_ALL;
+    } else if (klen > 5 && memcmp(kind, "room:", 5) == 0) {
+        target = WSGW_TO_ROOM; name = kind + 5; name_len = klen - 5;
+    } else if (klen > 5 && memcmp(kind, "conn:", 5) == 0) {
+        target = WSGW_TO_CONN; name = kind + 5; name_len = klen - 5;
+    } else {
+        return;                                   /* not a channel we deliver from */
+    }
+    if (in.op.len) {
+        wsgw_conn_t *c = target == WSGW_TO_CONN ? strmap_get(&s->by_id, name, name_len) : NULL;
+        if (c && c->state == CONN_OPEN) inbound_control(s, c, &in, ch, chlen);
+        else if (target != WSGW_TO_CONN) bad_payload(s, ch, chlen, "control ops go to PREFIX:conn:<id>");
+        return;
+    }
+    uint8_t event[ENVELOPE_EVENT_NAME_MAX];
+    size_t elen = in.event.len >= 2 && in.event.p[0] == '"'
+                ? json_str_unescape(in.event.p + 1, in.event.len - 2, event, sizeof event) : SIZE_MAX;
+    if (elen == SIZE_MAX || elen == 0) { bad_payload(s, ch, chlen, "event missing, not a string or too long"); return; }
+    envelope_delivery_t d = {
+        .event = { event, elen },
+        .data = in.data.len ? in.data : (json_span_t){ (const uint8_t *)"null", 4 },
+        .to = target == WSGW_TO_BROADCAST ? ENVELOPE_TO_BROADCAST : target == WSGW_TO_ALL ? ENVELOPE_TO_ALL
+            : target == WSGW_TO_ROOM ? ENVELOPE_TO_ROOM : ENVELOPE_TO_CONN,
+        .to_name = { (const uint8_t *)name, name_len },
+    };
+    json_span_t from, except;
+    if (plain_string(in.from, &from) && envelope_conn_id_valid(from.p, from.len)) d.from = from;
+    const wsgw_conn_t *skip = NULL;
+    if (plain_string(in.except, &except))
+        skip = strmap_get(&s->by_id, (const char *)except.p, except.len);
+    emit_delivery(s, &d, target, name, name_len, NULL, skip);
+}
+
+static void on_state(void *ud, bp_state_t state, const char *why)
+{
+    wsgw_server_t *s = ud;
+    /* The backplane reports a change of state, or a new reason while down
+     * (a wrong password, a refused connection): each is worth a line. */
+    s->bp_state = state;
+    wsgw_log(state == BP_UP ? WSGW_LOG_INFO : WSGW_LOG_WARN, "backplane", "state=%s reason=\"%s\"",
+             bp_state_name(state), why ? why : "");
+}
+
+/* ---- set-up ------------------------------------------------------------------------------------ */
+
+int cluster_init(wsgw_server_t *s, char *err, size_t errlen)
+{
+    const wsgw_config_t *cfg = s->cfg;
+    wsgw_random_id(s->node_id, sizeof s->node_id, 9);
+    s->node_id_len = strlen(s->node_id);
+    bp_callbacks_t cb = { .on_message = on_message, .on_state = on_state, .ud = s };
+    bp_loop_t loop = { .timer_start = bp_timer_start, .timer_stop = bp_timer_stop, .loop_ud = s->loop };
+    s->bp_state = BP_DOWN;
+    if (!cfg->redis_url || !cfg->redis_url[0]) {
+        s->bp = bp_local_new(&cb, &loop);
+        return s->bp ? 0 : -1;
+    }
+    wsgw_redis_addr_t addr;
+    const char *why = NULL;
+    if (wsgw_parse_redis_url(cfg->redis_url, &addr, &why) != 0) {
+        snprintf(err, errlen, "redis_url: %s", why ? why : "invalid");
+        return -1;
+    }
+    bp_redis_config_t rc = {
+        .host = addr.is_unix ? NULL : addr.host, .port = addr.port,
+        .unix_path = addr.is_unix ? addr.path : NULL,
+        .user = addr.user[0] ? addr.user : NULL, .password = addr.pass[0] ? addr.pass : NULL,
+        .db = addr.db, .max_pending_bytes = cfg->redis_max_pending,
+        .attach = bp_attach,
+    };
+    s->bp = bp_redis_new(&rc, &cb, &loop, err, errlen);
+    if (!s->bp) return -1;
+    s->bp_remote = 1;
+    s->rooms.on_room_created = room_created;
+    s->rooms.on_room_destroyed = room_destroyed;
+    s->rooms.hook_ud = s;
+    char ch[CHANNEL_MAX];
+    bp_subscribe(s->bp, ch, channel(s, ch, "all", NULL, 0));
+    wsgw_log(WSGW_LOG_INFO, "backplane", "state=connecting redis=%s%s node=%s prefix=%s",
+             addr.is_unix ? "unix:" : addr.host, addr.is_unix ? addr.path : "",
+             s->node_id, cfg->redis_prefix);
+    return 0;
+}
+
+void cluster_free(wsgw_server_t *s)
+{
+    if (s->bp) bp_free(s->bp);
+    s->bp = NULL;
+}
+
+const char *cluster_health(const wsgw_server_t *s)
+{
+    return s->bp_remote ? bp_state_name(s->bp_state) : "embedded";
+}

@@ -1,0 +1,298 @@
+"""Several gateway processes sharing one real redis-server: every target
+across processes, no duplicates, order, the README's backend API (run line
+by line with redis-cli), client and lifecycle events, Redis faults."""
+import asyncio
+import json
+import os
+import re
+import shlex
+import subprocess
+import time
+
+import pytest
+import redis as redis_py
+import websockets
+
+from conftest import ROOT, no_message, recv_json, run, track
+
+
+def wait_backplane_up(gw, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status, _, body = gw.get("/healthz")
+        h = json.loads(body)
+        if h.get("backplane") == "up":
+            return h
+        time.sleep(0.05)
+    raise AssertionError("backplane not up: %r" % (h,))
+
+
+def cluster(gateway_factory, redis_server, n=2, *extra):
+    gws = [gateway_factory("--redis-url", redis_server.url, *extra) for _ in range(n)]
+    for g in gws:
+        wait_backplane_up(g)
+    return gws
+
+
+async def client(gw, *rooms):
+    ws = track(await websockets.connect(gw.url, close_timeout=2))
+    welcome = await recv_json(ws)
+    ws.conn_id = welcome["conn"]
+    for i, room in enumerate(rooms):
+        await ws.send(json.dumps({"op": "join", "room": room, "id": 900 + i}))
+        assert await recv_json(ws) == {"op": "ack", "id": 900 + i}
+    return ws
+
+
+async def settle():
+    """Lets SUBSCRIBEs made for fresh rooms/connections reach Redis."""
+    await asyncio.sleep(0.15)
+
+
+def test_every_target_across_processes(gateway_factory, redis_server):
+    g1, g2 = cluster(gateway_factory, redis_server, 2, "--emit-targets", "broadcast,all,room,conn")
+    async def main():
+        a = await client(g1, "lobby")
+        a2 = await client(g1)
+        b = await client(g2, "lobby")
+        c = await client(g2)
+        await settle()
+        # broadcast: everyone but the sender, on both nodes
+        await a.send(json.dumps({"op": "emit", "event": "e", "to": "broadcast", "data": 1, "id": 1}))
+        assert await recv_json(a) == {"op": "ack", "id": 1}
+        for ws in (a2, b, c):
+            assert await recv_json(ws) == {"event": "e", "data": 1, "from": a.conn_id, "to": "broadcast"}
+        await no_message(a)
+        # all: sender included
+        await a.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": 2}))
+        for ws in (a, a2, b, c):
+            assert (await recv_json(ws))["data"] == 2
+        # room: members on both nodes, sender included, non-members not
+        await b.send(json.dumps({"op": "emit", "event": "e", "to": "room:lobby", "data": 3}))
+        for ws in (a, b):
+            assert await recv_json(ws) == {"event": "e", "data": 3, "from": b.conn_id, "to": "room:lobby"}
+        await no_message(a2)
+        await no_message(c)
+        # conn: a connection on the other node
+        await a.send(json.dumps({"op": "emit", "event": "dm", "to": "conn:" + c.conn_id, "data": 4, "id": 2}))
+        assert await recv_json(a) == {"op": "ack", "id": 2}
+        assert await recv_json(c) == {"event": "dm", "data": 4, "from": a.conn_id, "to": "conn:" + c.conn_id}
+        await no_message(b)
+        # leave on node 2: no more room messages there
+        await b.send(json.dumps({"op": "leave", "room": "lobby", "id": 3}))
+        assert await recv_json(b) == {"op": "ack", "id": 3}
+        await settle()
+        await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:lobby", "data": 5}))
+        assert (await recv_json(a))["data"] == 5
+        await no_message(b)
+    run(main())
+    # The room channel is gone from Redis once its last local member left.
+    assert "wsgw:room:lobby" not in redis_server.cli("PUBSUB", "CHANNELS", "wsgw:room:*")
+
+
+def test_order_and_no_duplicates_10000(gateway_factory, redis_server):
+    g1, g2 = cluster(gateway_factory, redis_server, 2)
+    N = 10000
+    async def main():
+        sender = await client(g1, "r")
+        local = await client(g1, "r")
+        remote = await client(g2, "r")
+        await settle()
+        async def send_all():
+            for i in range(N):
+                await sender.send('{"op":"emit","event":"n","to":"room:r","data":%d}' % i)
+        async def collect(ws):
+            got = []
+            while len(got) < N:
+                msg = await recv_json(ws, timeout=10)
+                got.append(msg["data"])
+            await no_message(ws, 0.5)          # nothing extra: no duplicates
+            return got
+        results = await asyncio.gather(send_all(), collect(local), collect(remote), collect(sender))
+        for got in results[1:]:
+            assert got == list(range(N))
+    run(main(), timeout=120)
+
+
+def readme_backend_lines():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    block = text.split("<!-- backend-api -->", 1)[1].split("<!-- /backend-api -->", 1)[0]
+    return [l for l in block.splitlines() if l.startswith("redis-cli ")]
+
+
+def run_readme_line(redis_server, line, conn_id):
+    args = shlex.split(line.replace("CONN_ID", conn_id))
+    r = subprocess.run(["redis-cli"] + redis_server.cli_args() + args[1:],
+                       capture_output=True, text=True, timeout=5)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_readme_backend_api_lines(gateway_factory, redis_server):
+    lines = readme_backend_lines()
+    assert len(lines) == 8, lines
+    g1, g2 = cluster(gateway_factory, redis_server, 2)
+    async def main():
+        a = await client(g1, "lobby")
+        b = await client(g2, "lobby")
+        c = await client(g2)
+        await settle()
+        # 1: to a room, on both nodes
+        run_readme_line(redis_server, lines[0], b.conn_id)
+        for ws in (a, b):
+            assert await recv_json(ws) == {"event": "news", "data": {"title": "hello"}, "to": "room:lobby"}
+        await no_message(c)
+        # 2: to everyone
+        run_readme_line(redis_server, lines[1], b.conn_id)
+        for ws in (a, b, c):
+            assert await recv_json(ws) == {"event": "news", "data": "to everyone", "to": "all"}
+        # 3: to one connection
+        run_readme_line(redis_server, lines[2], b.conn_id)
+        assert await recv_json(b) == {"event": "dm", "data": "just you", "to": "conn:" + b.conn_id}
+        await no_message(a)
+        # 4: everyone but one
+        run_readme_line(redis_server, lines[3], b.conn_id)
+        for ws in (a, c):
+            assert (await recv_json(ws))["data"] == "all but one"
+        await no_message(b)
+        # 5, 6: join and leave by backend
+        run_readme_line(redis_server, lines[4], c.conn_id)
+        await settle()
+        redis_server.cli("PUBLISH", "wsgw:room:vip", '{"event":"vip","data":1}')
+        assert (await recv_json(c))["event"] == "vip"
+        run_readme_line(redis_server, lines[5], c.conn_id)
+        await settle()
+        redis_server.cli("PUBLISH", "wsgw:room:vip", '{"event":"vip","data":2}')
+        await no_message(c)
+        # 7: disconnect with code and reason
+        run_readme_line(redis_server, lines[6], c.conn_id)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(c.recv(), 3)
+        assert c.close_code == 4001 and c.close_reason == "kicked"
+    run(main())
+
+
+def test_client_and_lifecycle_events_reach_backend(gateway_factory, redis_server):
+    line = readme_backend_lines()[7]
+    assert "SUBSCRIBE" in line
+    g1, = cluster(gateway_factory, redis_server, 1)
+    sub = subprocess.Popen(["redis-cli"] + redis_server.cli_args() + shlex.split(line)[1:],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)                                  # subscribed
+        async def main():
+            a = await client(g1)
+            await a.send(json.dumps({"op": "emit", "event": "hello", "data": {"x": 1}, "id": 7}))
+            assert await recv_json(a) == {"op": "ack", "id": 7}   # a backend is subscribed
+            await a.close()
+            return a.conn_id
+        conn_id = run(main())
+        time.sleep(0.3)
+    finally:
+        sub.terminate()
+    out = sub.communicate(timeout=5)[0]
+    payloads = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+    connect = [p for p in payloads if p.get("op") == "connect"]
+    assert connect and connect[0]["conn"] == conn_id and connect[0]["remote"].startswith("127.0.0.1:")
+    assert "User-Agent" in connect[0]["headers"]
+    event = [p for p in payloads if p.get("event") == "hello"]
+    assert event and event[0]["data"] == {"x": 1} and event[0]["from"] == conn_id
+    disconnect = [p for p in payloads if p.get("op") == "disconnect"]
+    assert disconnect and disconnect[0]["conn"] == conn_id and disconnect[0]["code"] == 1000
+
+
+def test_event_without_backend_is_an_error(gateway_factory, redis_server):
+    g1, = cluster(gateway_factory, redis_server, 1)
+    async def main():
+        a = await client(g1)
+        await a.send(json.dumps({"op": "emit", "event": "hello", "data": 1, "id": 8}))
+        err = await recv_json(a)
+        assert err["op"] == "error" and err["id"] == 8 and err["code"] == "no_backend"
+    run(main())
+
+
+def test_bad_backend_payloads_are_counted_not_delivered(gateway_factory, redis_server):
+    g1, = cluster(gateway_factory, redis_server, 1)
+    async def main():
+        a = await client(g1, "r")
+        await settle()
+        for bad in ("not json", "[1]", '{"data":1}', '{"event":5}', '{"op":"join"}'):
+            redis_server.cli("PUBLISH", "wsgw:room:r", bad)
+            redis_server.cli("PUBLISH", "wsgw:conn:" + a.conn_id, bad)
+        await no_message(a, 0.5)
+        await a.send(json.dumps({"op": "emit", "event": "ok", "to": "room:r", "data": 1}))
+        assert (await recv_json(a))["event"] == "ok"
+    run(main())
+    assert g1.metrics()["wsgw_backplane_bad_messages_total"] >= 9
+
+
+def test_redis_outage_local_delivery_then_recovery(gateway_factory, redis_server):
+    g1, g2 = cluster(gateway_factory, redis_server, 2)
+    async def main():
+        a = await client(g1, "r")
+        a2 = await client(g1, "r")
+        b = await client(g2, "r")
+        await settle()
+        redis_server.kill()
+        await asyncio.sleep(0.3)
+        h = json.loads(g1.get("/healthz")[2])
+        assert h["status"] == "degraded" and h["backplane"] in ("down", "syncing")
+        # Local delivery goes on while Redis is away.
+        for i in range(20):
+            await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:r", "data": i}))
+        for i in range(20):
+            assert (await recv_json(a2))["data"] == i
+        redis_server.start()
+        wait_backplane_up(g1, 15)
+        wait_backplane_up(g2, 15)
+        # Held publishes were sent on reconnect; b may have missed the ones
+        # published before its own subscription came back (at most once).
+        got = []
+        try:
+            while True:
+                got.append((await recv_json(b, timeout=1))["data"])
+        except asyncio.TimeoutError:
+            pass
+        assert got == sorted(got) and len(got) == len(set(got))   # in order, no duplicates
+        # Cross-node delivery resumes, subscriptions restored.
+        await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:r", "data": "after", "id": 5}))
+        assert (await recv_json(b, timeout=5))["data"] == "after"
+    run(main(), timeout=60)
+    m = g1.metrics()
+    assert m["wsgw_backplane_reconnects_total"] >= 1
+    assert m["wsgw_backplane_up"] == 1
+
+
+def test_redis_password_and_unix_socket(gateway_factory, tmp_path):
+    from conftest import Redis
+    (tmp_path / "pw").mkdir()
+    (tmp_path / "unix").mkdir()
+    for r in (Redis(tmp_path / "pw", password="s3cret"), Redis(tmp_path / "unix", unix=True)):
+        try:
+            g1, g2 = [gateway_factory("--redis-url", r.url) for _ in range(2)]
+            wait_backplane_up(g1)
+            wait_backplane_up(g2)
+            async def main():
+                a = await client(g1, "r")
+                b = await client(g2, "r")
+                await settle()
+                await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:r", "data": 1}))
+                assert (await recv_json(b))["data"] == 1
+            run(main())
+        finally:
+            r.stop()
+
+
+def test_wrong_password_is_down_not_a_crash(gateway_factory, tmp_path):
+    from conftest import Redis
+    (tmp_path / "r").mkdir()
+    r = Redis(tmp_path / "r", password="right")
+    try:
+        g = gateway_factory("--redis-url", "redis://:wrong@127.0.0.1:%d" % r.port)
+        time.sleep(0.5)
+        h = json.loads(g.get("/healthz")[2])
+        assert h["backplane"] == "down" and h["status"] == "degraded"
+        assert "WRONGPASS" in g.output() or "invalid" in g.output().lower()
+    finally:
+        r.stop()
