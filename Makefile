@@ -150,7 +150,7 @@ bench-proto: $(B)/bench/bench_proto
 # ---- dependencies -----------------------------------------------------------
 DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev libcjson-dev \
             clang libclang-rt-14-dev redis-server python3-websockets python3-pytest python3-redis \
-            openssl
+            openssl iproute2 procps
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
