@@ -107,10 +107,10 @@ $(B)/asan/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS_ASAN)
 $(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIBS_ASAN)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< tests/fuzz/replay.c $(LIBS_ASAN) $(GW_LIBS) -o $@
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC)
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c
 	@mkdir -p $(@D)
 	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway -Ibackplane \
-	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< $(PROTO_SRC) $(GW_SRC) $(GW_LIBS) -o $@
+	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(GW_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BIN)
 fuzz: deps $(FUZZ_BIN)

@@ -149,6 +149,10 @@ typedef struct wsgw_config {
     /* scale-out */
     char          *redis_url;                   /* "" = embedded backplane */
     char          *redis_prefix;
+    char          *iris_path;                   /* "" = no Iris endpoint */
+    wsgw_strlist_t iris_rooms;
+    char          *iris_emit_to;                /* broadcast|all|room:<name>|backend */
+    char          *iris_client_js;              /* "" = /iris-ws.js not served */
     uint64_t       redis_max_pending;           /* publish buffer bound, bytes */
     int            backend_events;              /* WSGW_BACKEND_EVENTS_* */
     bool           lifecycle_events;

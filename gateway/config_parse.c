@@ -431,3 +431,27 @@ const char *wsgw_check_redis_url(const char *s)
     if (!*s) return NULL;
     return wsgw_parse_redis_url(s, &a, &why) == 0 ? NULL : why;
 }
+
+const char *wsgw_check_room(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return "a room name has 1..64 characters";
+    for (; *s; s++)
+        if (!is_alnum((unsigned char)*s) && !strchr("_.:@/-", *s))
+            return "a room name uses only letters, digits and _ . : @ / -";
+    return NULL;
+}
+
+const char *wsgw_check_iris_target(const char *s)
+{
+    if (!strcmp(s, "broadcast") || !strcmp(s, "all") || !strcmp(s, "backend")) return NULL;
+    if (strncmp(s, "room:", 5) == 0) return wsgw_check_room(s + 5);
+    return "one of broadcast, all, room:<name>, backend";
+}
+
+const char *wsgw_check_path_opt(const char *s)
+{
+    if (strlen(s) > 4096) return "path longer than 4096 bytes";
+    for (; *s; s++) if ((unsigned char)*s < 0x20) return "control character in a path";
+    return NULL;
+}

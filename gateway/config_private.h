@@ -80,5 +80,8 @@ const char *wsgw_check_origin(const char *s);        /* "*" or scheme://host[:po
 const char *wsgw_check_glob(const char *s);
 const char *wsgw_check_prefix(const char *s);
 const char *wsgw_check_redis_url(const char *s);     /* "" or a valid URL */
+const char *wsgw_check_room(const char *s);          /* a room name (envelope rules) */
+const char *wsgw_check_iris_target(const char *s);   /* broadcast|all|room:<name>|backend */
+const char *wsgw_check_path_opt(const char *s);      /* "" or a file path */
 
 #endif

@@ -111,6 +111,10 @@ int wsgw_config_validate(const wsgw_config_t *cfg, char *err, size_t errlen)
     if (cfg->client_js_path[0] && strcmp(cfg->client_js_path, cfg->path) == 0)
         return fail(err, errlen, "%s and %s are the same URL",
                     desc(cfg, "client_js_path", d1, sizeof d1), desc(cfg, "path", d2, sizeof d2));
+    if (cfg->iris_path[0] && (strcmp(cfg->iris_path, cfg->path) == 0 ||
+                              strcmp(cfg->iris_path, cfg->client_js_path) == 0))
+        return fail(err, errlen, "%s must differ from %s and client_js_path",
+                    desc(cfg, "iris_path", d1, sizeof d1), desc(cfg, "path", d2, sizeof d2));
     if (cfg->max_pending_handshakes > cfg->max_connections)
         return fail(err, errlen, "%s must not exceed %s",
                     desc(cfg, "max_pending_handshakes", d1, sizeof d1),

@@ -386,6 +386,8 @@ static void conn_on_message(wsgw_conn_t *c, const ws_msg_t *m)
         s->metrics.messages_in++;
         if (c->on_message) {
             c->on_message(c, m->data, m->len, m->type == WS_MSG_BINARY, c->on_message_ud);
+        } else if (c->codec == CODEC_IRIS) {
+            protocol_iris_on_frame(c, m->data, m->len);   /* Iris ignored the opcode */
         } else if (m->type == WS_MSG_TEXT) {
             protocol_on_text(c, m->data, m->len);
         } else {

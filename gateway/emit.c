@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "iris.h"
 #include "json_scan.h"
 #include "log.h"
 #include "server_int.h"
@@ -23,6 +24,9 @@
 
 typedef struct emit_msg {
     wsgw_server_t *s;
+    const envelope_delivery_t *d;           /* NULL for native messages */
+    wsgw_block_t  *iris;                    /* the same delivery in Iris' format */
+    uint8_t        iris_failed;
     wsgw_block_t  *plain;
     size_t         hdr_len;                 /* header bytes in plain */
     wsgw_block_t  *deflated[PMD_WINDOWS];
@@ -42,6 +46,7 @@ static void emit_msg_init(emit_msg_t *m, wsgw_server_t *s, wsgw_block_t *plain, 
 static void emit_msg_done(emit_msg_t *m)
 {
     wsgw_block_unref(m->plain);
+    if (m->iris) wsgw_block_unref(m->iris);
     for (int i = 0; i < PMD_WINDOWS; i++) if (m->deflated[i]) wsgw_block_unref(m->deflated[i]);
 }
 
@@ -54,9 +59,33 @@ static ws_deflater_t *deflater_for(wsgw_server_t *s, int bits)
     return *d;
 }
 
-/* The block this receiver gets: compressed once per window size, or plain. */
+/* An Iris client gets deliveries as iris-websocket-message frames, built
+ * once per fan-out like every other variant; native messages go to it as
+ * they are.  NULL: this delivery cannot be said in Iris' format. */
+static wsgw_block_t *emit_block_iris(emit_msg_t *m)
+{
+    if (!m->d) return m->plain;
+    if (m->iris || m->iris_failed) return m->iris;
+    size_t bound = iris_encode_size(m->d->event, m->d->data);
+    uint8_t *tmp = ws_xmalloc(bound);
+    size_t n = iris_encode(m->d->event, m->d->data, tmp);
+    if (n == 0) {
+        m->iris_failed = 1;
+    } else {
+        size_t hdr = ws_frame_header_size(n, 0);
+        m->iris = wsgw_block_new(hdr + n);
+        ws_frame_write_header(m->iris->data, 1, 0, (ws_opcode_t)m->opcode, n, NULL);
+        memcpy(m->iris->data + hdr, tmp, n);
+    }
+    ws_xfree(tmp);
+    return m->iris;
+}
+
+/* The block this receiver gets: in its codec, compressed once per window
+ * size, or plain. */
 static wsgw_block_t *emit_block_for(emit_msg_t *m, const wsgw_conn_t *c)
 {
+    if (c->codec == CODEC_IRIS) return emit_block_iris(m);
     size_t plen = m->plain->len - m->hdr_len;
     if (!c->pmd || plen < m->s->cfg->compression_threshold) return m->plain;
     int bits = c->pmd_params.server_max_window_bits;
@@ -85,7 +114,12 @@ static wsgw_block_t *emit_block_for(emit_msg_t *m, const wsgw_conn_t *c)
 static size_t deliver(emit_msg_t *m, wsgw_conn_t *c)
 {
     if (c->state != CONN_OPEN) return 0;
-    conn_queue_block(c, emit_block_for(m, c));
+    wsgw_block_t *b = emit_block_for(m, c);
+    if (!b) {
+        m->s->metrics.dropped_messages++;       /* e.g. an event with ';' to an Iris client */
+        return 0;
+    }
+    conn_queue_block(c, b);
     return 1;
 }
 
@@ -158,6 +192,7 @@ int emit_delivery(wsgw_server_t *s, const envelope_delivery_t *d, wsgw_target_ki
     envelope_delivery_write(d, b->data + hdr);
     emit_msg_t m;
     emit_msg_init(&m, s, b, hdr, data_opcode(s));
+    m.d = d;
     int n = emit_route(s, self, skip, kind, name, name_len, &m);
     emit_msg_done(&m);
     return n;

@@ -147,8 +147,10 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
 {
     wsgw_server_t *s = c->srv;
     const wsgw_config_t *cfg = s->cfg;
-    size_t plen = strlen(cfg->path);
-    if (req->path_len != plen || memcmp(req->path, cfg->path, plen) != 0) {
+    size_t plen = strlen(cfg->path), ilen = strlen(cfg->iris_path);
+    if (ilen && req->path_len == ilen && memcmp(req->path, cfg->iris_path, ilen) == 0) {
+        c->codec = CODEC_IRIS;
+    } else if (req->path_len != plen || memcmp(req->path, cfg->path, plen) != 0) {
         handshake_refuse(c, 404, "no WebSocket endpoint at this path", HS_FAIL_NOT_FOUND);
         return;
     }
@@ -231,7 +233,8 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     if (s->on_connection) s->on_connection(c, s->on_connection_ud);
     c->req = NULL;
     if (c->state != CONN_OPEN) return;      /* disconnected inside on_connection */
-    if (!c->on_message) protocol_welcome(c);
+    if (c->codec == CODEC_IRIS) protocol_iris_open(c);   /* Iris has no welcome */
+    else if (!c->on_message) protocol_welcome(c);
 
     /* Frames that arrived with the request: feed them, then drop the buffer. */
     ws_buf_t hsbuf = c->hs;

@@ -147,6 +147,11 @@ void http_route(wsgw_conn_t *c, const ws_http_request_t *req)
                   head_only, "Cache-Control: no-cache\r\n");
         return;
     }
+    if (s->iris_js.len && path_is(req, "/iris-ws.js")) {
+        http_send(c, 200, "text/javascript; charset=utf-8", s->iris_js.data, s->iris_js.len,
+                  head_only, "Cache-Control: no-cache\r\n");
+        return;
+    }
     if (path_is(req, s->cfg->path)) {
         s->metrics.handshake_failures[HS_FAIL_BAD_REQUEST]++;
         http_text(c, 426, "this endpoint speaks WebSocket: send an Upgrade request\n", head_only);

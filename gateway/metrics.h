@@ -52,6 +52,7 @@ typedef struct wsgw_metrics {
     uint64_t http_requests;        /* plain HTTP requests answered */
     uint64_t accept_errors;        /* accept() failures (EMFILE etc.) */
     uint64_t compressed_messages;  /* outgoing messages compressed (once per fan-out) */
+    uint64_t iris_errors;          /* Iris frames refused (malformed, or dropped as Iris did) */
 } wsgw_metrics_t;
 
 typedef struct wsgw_gauges {

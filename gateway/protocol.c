@@ -12,9 +12,11 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "iris.h"
 #include "log.h"
 #include "server_int.h"
 #include "ws_status.h"
+#include "ws_utf8.h"
 
 void protocol_welcome(wsgw_conn_t *c)
 {
@@ -176,4 +178,69 @@ void protocol_on_binary(wsgw_conn_t *c, const uint8_t *data, size_t len)
     json_span_t none = { NULL, 0 };
     protocol_error(c, none, ENVELOPE_E_NOT_OBJECT,
                    "binary frames carry no envelope: send envelopes as text frames");
+}
+
+/* ---- Iris v10 clients (iris.h, docs/protocol.md "Iris v10 clients") -------------------- */
+
+/* Iris' server code joined rooms in OnConnection; iris_rooms says which. */
+void protocol_iris_open(wsgw_conn_t *c)
+{
+    const wsgw_config_t *cfg = c->srv->cfg;
+    for (size_t i = 0; i < cfg->iris_rooms.n; i++)
+        rooms_join(&c->srv->rooms, &c->member, cfg->iris_rooms.v[i], strlen(cfg->iris_rooms.v[i]),
+                   (size_t)cfg->max_rooms_per_conn);
+}
+
+/* Iris had no error replies: a refused frame is counted, logged, and given
+ * to on_error — the connection stays open, as it did in Iris (minus the
+ * crash on malformed frames). */
+static void iris_refuse(wsgw_conn_t *c, int err)
+{
+    c->srv->metrics.iris_errors++;
+    wsgw_log(WSGW_LOG_DEBUG, "iris_error", "id=%s reason=\"%s\"", c->id, iris_err_str(err));
+    if (c->on_error) c->on_error(c, iris_err_str(err), c->on_error_ud);
+}
+
+/* A typed Iris message goes to the server's on(event) handlers, as in Iris;
+ * when none takes it, to the configured iris_emit_to target (and to
+ * backends per backend_events).  Clients of both codecs receive it, each
+ * in its own format. */
+void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len)
+{
+    wsgw_server_t *s = c->srv;
+    iris_msg_t im;
+    int rc = iris_decode(data, len, &im);
+    if (rc != IRIS_OK) { iris_refuse(c, rc); return; }
+    if (im.native) {                 /* native messages need a server handler (wsgw_on_message) */
+        iris_refuse(c, IRIS_E_NO_EVENT);
+        return;
+    }
+    if (im.event.len > (size_t)s->cfg->max_event_name || !ws_utf8_is_valid(im.event.p, im.event.len)) {
+        iris_refuse(c, IRIS_E_NO_EVENT);
+        return;
+    }
+    ws_buf_t json = {0};
+    rc = iris_payload_to_json(&im, &json);
+    if (rc != IRIS_OK) { iris_refuse(c, rc); ws_buf_free(&json); return; }
+    char event[ENVELOPE_EVENT_NAME_MAX + 1];
+    memcpy(event, im.event.p, im.event.len);
+    event[im.event.len] = '\0';
+    int handled = 0;
+    for (uint16_t i = 0; i < c->n_handlers && c->state == CONN_OPEN; i++) {
+        if (strcmp(c->handlers[i].event, event) != 0) continue;
+        c->handlers[i].cb(c, event, (const char *)json.data, json.len, c->handlers[i].ud);
+        handled = 1;
+    }
+    if (!handled && c->state == CONN_OPEN) {
+        json_span_t none = { NULL, 0 };
+        if (s->iris_kind == WSGW_TO_SELF) {              /* "backend" */
+            envelope_msg_t m = { .op = ENVELOPE_OP_EMIT, .event = im.event,
+                                 .data = { json.data, json.len } };
+            cluster_publish_event(c, &m, 0);
+        } else {
+            emit_event(s, c, s->iris_kind, s->iris_name, s->iris_name ? strlen(s->iris_name) : 0,
+                       im.event.p, im.event.len, json.data, json.len, none, NULL);
+        }
+    }
+    ws_buf_free(&json);
 }

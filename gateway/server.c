@@ -203,6 +203,30 @@ static int server_listen_all(wsgw_server_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* iris_emit_to parsed once; iris_client_js loaded once, so a missing file
+ * stops start-up instead of answering 404 later. */
+static int server_iris_init(wsgw_server_t *s, char *err, size_t errlen)
+{
+    const char *to = s->cfg->iris_emit_to;
+    if (!strcmp(to, "backend")) s->iris_kind = WSGW_TO_SELF;
+    else if (!strcmp(to, "all")) s->iris_kind = WSGW_TO_ALL;
+    else if (!strncmp(to, "room:", 5)) { s->iris_kind = WSGW_TO_ROOM; s->iris_name = to + 5; }
+    else s->iris_kind = WSGW_TO_BROADCAST;
+    const char *path = s->cfg->iris_client_js;
+    if (!path || !path[0]) return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "iris_client_js %s: %s", path, strerror(errno));
+        return -1;
+    }
+    uint8_t chunk[16384];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && s->iris_js.len < (8u << 20))
+        ws_buf_append(&s->iris_js, chunk, n);
+    fclose(f);
+    return 0;
+}
+
 static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
                                  const wsgw_listen_fd_t *fds, size_t nfds, char *err, size_t errlen)
 {
@@ -233,7 +257,7 @@ static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
     if (cfg->enable_compression) {
         s->inflater = ws_inflater_new(15);
     }
-    if (cluster_init(s, err, errlen) != 0) {
+    if (server_iris_init(s, err, errlen) != 0 || cluster_init(s, err, errlen) != 0) {
         wsgw_server_free(s);
         return NULL;
     }
@@ -362,6 +386,7 @@ void wsgw_server_free(wsgw_server_t *s)
     if (s->ssl_ctx) tls_ctx_free(s->ssl_ctx);
     ws_xfree(s->read_buf);
     ws_xfree(s->write_buf);
+    ws_buf_free(&s->iris_js);
     ws_xfree(s);
 }
 

@@ -35,6 +35,8 @@ typedef enum conn_state {
     CONN_DEAD             /* socket closed; waiting on the free list */
 } conn_state_t;
 
+enum { CODEC_ENVELOPE = 0, CODEC_IRIS = 1 };
+
 typedef struct conn_handler {
     char          *event;
     wsgw_event_cb  cb;
@@ -60,6 +62,7 @@ struct wsgw_conn {
     uint8_t        opened;         /* on_connection ran: on_disconnect is owed */
     uint8_t        awaiting_pong;
     uint8_t        pmd;            /* permessage-deflate negotiated */
+    uint8_t        codec;          /* CODEC_ENVELOPE or CODEC_IRIS */
     uint8_t        tls_read_wants_write; /* SSL_read needs the socket writable */
     uint8_t        tls_write_wants_read; /* SSL_write needs the socket readable */
     uint16_t       close_code;     /* code reported to on_disconnect */
@@ -149,6 +152,10 @@ struct wsgw_server {
     char                 node_id[24];
     size_t               node_id_len;
     uint64_t             bp_bad_messages;  /* unparseable payloads from the backplane */
+
+    wsgw_target_kind_t   iris_kind;  /* iris_emit_to, parsed; SELF means "backend" */
+    const char          *iris_name;  /* room name for WSGW_TO_ROOM */
+    ws_buf_t             iris_js;    /* iris_client_js, loaded at start */
 };
 
 uint64_t wsgw_now_ms(const wsgw_server_t *s);
@@ -215,6 +222,8 @@ void protocol_welcome(wsgw_conn_t *c);
 void protocol_on_text(wsgw_conn_t *c, const uint8_t *data, size_t len);
 void protocol_on_binary(wsgw_conn_t *c, const uint8_t *data, size_t len);
 void protocol_ack(wsgw_conn_t *c, json_span_t id);
+void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len);
+void protocol_iris_open(wsgw_conn_t *c);
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
 
 #endif
