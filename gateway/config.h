@@ -144,6 +144,13 @@ typedef struct wsgw_config {
     int            max_event_name;
     wsgw_strlist_t join_rooms;                  /* glob patterns */
     unsigned       emit_targets;                /* WSGW_EMIT_* bits */
+    int            rate_messages;               /* per connection per second; 0 = off */
+    int            rate_messages_burst;
+    uint64_t       rate_bytes;                  /* per connection per second; 0 = off */
+    uint64_t       rate_bytes_burst;
+    int            max_conns_per_ip;            /* 0 = off */
+    int            conn_rate_per_ip;            /* new connections/s per address; 0 = off */
+    int            conn_rate_per_ip_burst;
     int            error_rate_limit;            /* bad envelopes/s; 0 = never close */
     int            error_rate_burst;
     /* scale-out */

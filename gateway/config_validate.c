@@ -115,6 +115,9 @@ int wsgw_config_validate(const wsgw_config_t *cfg, char *err, size_t errlen)
                               strcmp(cfg->iris_path, cfg->client_js_path) == 0))
         return fail(err, errlen, "%s must differ from %s and client_js_path",
                     desc(cfg, "iris_path", d1, sizeof d1), desc(cfg, "path", d2, sizeof d2));
+    if (cfg->rate_bytes && cfg->rate_bytes_burst < cfg->max_message_size)
+        return fail(err, errlen, "%s must be at least %s, or a message at the limit never passes",
+                    desc(cfg, "rate_bytes_burst", d1, sizeof d1), desc(cfg, "max_message_size", d2, sizeof d2));
     if (cfg->max_pending_handshakes > cfg->max_connections)
         return fail(err, errlen, "%s must not exceed %s",
                     desc(cfg, "max_pending_handshakes", d1, sizeof d1),

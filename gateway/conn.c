@@ -37,6 +37,7 @@
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_after_drain(wsgw_conn_t *c);
+static void conn_check_address(wsgw_conn_t *c, uint64_t now);
 
 static void conn_format_peer(wsgw_conn_t *c)
 {
@@ -91,6 +92,27 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     s->conns = c;
     s->n_conns++;
     s->n_handshaking++;
+    conn_check_address(c, now);
+}
+
+/* Per-address limits, checked before a byte is read: a refusal is a 429
+ * that says which limit, and costs the client its connection only. */
+static void conn_check_address(wsgw_conn_t *c, uint64_t now)
+{
+    wsgw_server_t *s = c->srv;
+    const wsgw_config_t *cfg = s->cfg;
+    if (!cfg->max_conns_per_ip && !cfg->conn_rate_per_ip) return;
+    ip_entry_t *e = ip_table_get(&s->ips, &c->peer);
+    if (cfg->max_conns_per_ip && e->conns >= (uint32_t)cfg->max_conns_per_ip) {
+        handshake_refuse(c, 429, "too many connections from your address", HS_FAIL_IP_CONNS);
+        return;
+    }
+    if (!tbucket_take(&e->rate, cfg->conn_rate_per_ip, cfg->conn_rate_per_ip_burst, now, 1)) {
+        handshake_refuse(c, 429, "connecting too fast from your address", HS_FAIL_IP_RATE);
+        return;
+    }
+    e->conns++;
+    c->ip = e;
 }
 
 /* ---- socket I/O: cleartext or TLS ------------------------------------------- */
@@ -276,7 +298,12 @@ void conn_flush(wsgw_conn_t *c)
 static void conn_after_drain(wsgw_conn_t *c)
 {
     if (c->state == CONN_HTTP) {
-        conn_close_now(c, 0);
+        /* The response is out: half-close and drain what the client sent,
+         * so unread input does not turn our close into a reset that eats
+         * the response (a 4xx to a client that pipelined its frames). */
+        shutdown(c->fd, SHUT_WR);
+        c->state = CONN_LINGER;
+        c->deadline_ms = wsgw_now_ms(c->srv) + CONN_LINGER_MS;
         return;
     }
     if (!(c->close_bits & WS_CLOSE_STATE_QUEUED) || (c->close_bits & WS_CLOSE_STATE_SENT)) return;
@@ -333,8 +360,9 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
     wsgw_server_t *s = c->srv;
     if (c->state == CONN_DEAD) return;
     int was_open = c->opened;
-    if (c->state == CONN_HANDSHAKE || c->state == CONN_HTTP) s->n_handshaking--;
-    else s->n_open--;
+    /* By what was counted, not by state: a refused handshake lingers too. */
+    if (c->upgraded) s->n_open--;
+    else s->n_handshaking--;
     c->state = CONN_DEAD;
     if (!c->close_code) c->close_code = reported_code ? reported_code : WS_CLOSE_ABNORMAL;
     ev_io_stop(s->loop, &c->io);
@@ -352,6 +380,10 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
         cluster_conn_closed(c);
         wsgw_log(WSGW_LOG_DEBUG, "conn_closed", "id=%s remote=%s code=%u", c->id, c->peer_str,
                  (unsigned)c->close_code);
+    }
+    if (c->ip) {
+        c->ip->conns--;
+        c->ip = NULL;
     }
     outq_clear(&c->outq);
     ws_reader_free(&c->reader);
@@ -376,6 +408,27 @@ void conn_free(wsgw_conn_t *c)
 
 /* ---- read path -------------------------------------------------------------- */
 
+/* rate_messages / rate_bytes: a message over the rate is refused (an
+ * error envelope for envelope clients, which also spends the error budget,
+ * so a flood ends with 1008). */
+static int conn_within_rate(wsgw_conn_t *c, size_t len)
+{
+    wsgw_server_t *s = c->srv;
+    const wsgw_config_t *cfg = s->cfg;
+    uint64_t now = wsgw_now_ms(s);
+    if (tbucket_take(&c->msg_bucket, cfg->rate_messages, cfg->rate_messages_burst, now, 1) &&
+        tbucket_take(&c->byte_bucket, (double)cfg->rate_bytes, (double)cfg->rate_bytes_burst, now, (double)len))
+        return 1;
+    s->metrics.rate_limited++;
+    if (c->on_message || c->codec == CODEC_IRIS) {
+        if (c->on_error) c->on_error(c, "rate limited", c->on_error_ud);
+    } else {
+        json_span_t none = { NULL, 0 };
+        protocol_error(c, none, ENVELOPE_E_RATE_LIMITED, "message rate over the limit: message dropped");
+    }
+    return 0;
+}
+
 static void conn_on_message(wsgw_conn_t *c, const ws_msg_t *m)
 {
     wsgw_server_t *s = c->srv;
@@ -384,6 +437,7 @@ static void conn_on_message(wsgw_conn_t *c, const ws_msg_t *m)
     case WS_MSG_BINARY:
         if (c->state != CONN_OPEN) return;          /* after our close: discarded */
         s->metrics.messages_in++;
+        if (!conn_within_rate(c, m->len)) return;
         if (c->on_message) {
             c->on_message(c, m->data, m->len, m->type == WS_MSG_BINARY, c->on_message_ud);
         } else if (c->codec == CODEC_IRIS) {
@@ -466,6 +520,9 @@ static void conn_read(wsgw_conn_t *c)
         switch (c->state) {
         case CONN_HANDSHAKE: handshake_input(c, s->read_buf, (size_t)n); break;
         case CONN_HTTP:      break;                 /* one request per connection */
+        case CONN_LINGER:                           /* only a WebSocket waits for a close frame */
+            if (c->opened) conn_ws_input(c, s->read_buf, (size_t)n);
+            break;
         default:             conn_ws_input(c, s->read_buf, (size_t)n); break;
         }
         /* Drained: a short read, unless TLS holds decrypted bytes that the

@@ -225,6 +225,7 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     c->err_tokens_ms = now;
     s->n_handshaking--;
     s->n_open++;
+    c->upgraded = 1;
     strmap_put(&s->by_id, c->id, c->id_len, c);
     s->metrics.connections_total++;
     c->opened = 1;

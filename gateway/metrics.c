@@ -7,7 +7,7 @@
 
 static const char *const hs_fail_names[HS_FAIL_COUNT] = {
     "bad_request", "bad_version", "too_large", "origin", "id_refused",
-    "timeout", "capacity", "not_found", "tls",
+    "timeout", "capacity", "not_found", "tls", "pending_limit", "ip_conns", "ip_rate", "auth",
 };
 
 static const char *const close_reason_names[CLOSE_REASON_COUNT] = {
@@ -66,6 +66,7 @@ void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf
     metric(out, "wsgw_http_requests_total", "counter", "Plain HTTP requests answered.", m->http_requests);
     metric(out, "wsgw_accept_errors_total", "counter", "accept() failures (EMFILE and others).", m->accept_errors);
     metric(out, "wsgw_compressed_messages_total", "counter", "Outgoing messages compressed (once per fan-out).", m->compressed_messages);
+    metric(out, "wsgw_rate_limited_messages_total", "counter", "Data messages refused by rate_messages or rate_bytes.", m->rate_limited);
     metric(out, "wsgw_iris_errors_total", "counter", "Iris frames refused: malformed, or dropped as the Iris server did.", m->iris_errors);
     metric(out, "wsgw_backplane_remote", "gauge", "1 when the backplane is Redis, 0 when in-process.", g->backplane_remote);
     metric(out, "wsgw_backplane_up", "gauge", "1 when the backplane is connected with every subscription restored.", g->backplane_up);

@@ -21,6 +21,10 @@ typedef enum wsgw_hs_fail {
     HS_FAIL_CAPACITY,         /* 503: max_connections / max_pending_handshakes */
     HS_FAIL_NOT_FOUND,        /* 404: upgrade on another path */
     HS_FAIL_TLS,              /* TLS handshake failed */
+    HS_FAIL_PENDING,          /* max_pending_handshakes reached: closed at accept */
+    HS_FAIL_IP_CONNS,         /* 429: max_conns_per_ip */
+    HS_FAIL_IP_RATE,          /* 429: conn_rate_per_ip */
+    HS_FAIL_AUTH,             /* 401: missing or invalid token */
     HS_FAIL_COUNT
 } wsgw_hs_fail_t;
 
@@ -52,6 +56,7 @@ typedef struct wsgw_metrics {
     uint64_t http_requests;        /* plain HTTP requests answered */
     uint64_t accept_errors;        /* accept() failures (EMFILE etc.) */
     uint64_t compressed_messages;  /* outgoing messages compressed (once per fan-out) */
+    uint64_t rate_limited;         /* data messages refused by rate_messages / rate_bytes */
     uint64_t iris_errors;          /* Iris frames refused (malformed, or dropped as Iris did) */
 } wsgw_metrics_t;
 

@@ -108,7 +108,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (s->n_handshaking >= (size_t)s->cfg->max_pending_handshakes) {
             /* Slowloris guard: no buffer is spent on it. */
-            s->metrics.handshake_failures[HS_FAIL_CAPACITY]++;
+            s->metrics.handshake_failures[HS_FAIL_PENDING]++;
             close(fd);
             continue;
         }
@@ -158,6 +158,8 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
         next = c->next;                       /* c may close (and unlink) itself */
         conn_sweep(c, now);
     }
+    if (s->cfg->conn_rate_per_ip || s->cfg->max_conns_per_ip)
+        ip_table_sweep(&s->ips, s->cfg->conn_rate_per_ip, s->cfg->conn_rate_per_ip_burst, now);
 }
 
 /* The sweep runs often enough for the shortest configured timeout. */
@@ -379,6 +381,7 @@ void wsgw_server_free(wsgw_server_t *s)
     cluster_free(s);
     rooms_free(&s->rooms);
     strmap_free(&s->by_id);
+    ip_table_free(&s->ips);
     if (s->inflater) ws_inflater_free(s->inflater);
     for (int i = 0; i < 8; i++) if (s->deflaters[i]) ws_deflater_free(s->deflaters[i]);
     if (s->spare_fd >= 0) close(s->spare_fd);

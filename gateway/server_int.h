@@ -16,6 +16,7 @@
 #include "envelope.h"
 #include "metrics.h"
 #include "outq.h"
+#include "ratelimit.h"
 #include "rooms.h"
 #include "strmap.h"
 #include "wsgw.h"
@@ -63,6 +64,7 @@ struct wsgw_conn {
     uint8_t        awaiting_pong;
     uint8_t        pmd;            /* permessage-deflate negotiated */
     uint8_t        codec;          /* CODEC_ENVELOPE or CODEC_IRIS */
+    uint8_t        upgraded;       /* counted in n_open (else in n_handshaking) */
     uint8_t        tls_read_wants_write; /* SSL_read needs the socket writable */
     uint8_t        tls_write_wants_read; /* SSL_write needs the socket readable */
     uint16_t       close_code;     /* code reported to on_disconnect */
@@ -88,6 +90,9 @@ struct wsgw_conn {
     uint64_t       stalled_since_ms; /* output waiting since, for write_timeout */
     double         err_tokens;     /* bad-envelope token bucket */
     uint64_t       err_tokens_ms;
+    tbucket_t      msg_bucket;     /* rate_messages */
+    tbucket_t      byte_bucket;    /* rate_bytes */
+    ip_entry_t    *ip;             /* per-address counters, when those limits are on */
 
     conn_handler_t *handlers;
     uint16_t        n_handlers;
@@ -123,6 +128,7 @@ struct wsgw_server {
     wsgw_conn_t         *pending;
     wsgw_conn_t         *to_free;
 
+    ip_table_t           ips;        /* per client address (max_conns_per_ip, conn_rate_per_ip) */
     uint8_t             *read_buf;   /* one per loop */
     size_t               read_cap;
     uint8_t             *write_buf;  /* one per loop: TLS record coalescing */

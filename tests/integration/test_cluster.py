@@ -91,7 +91,8 @@ def test_every_target_across_processes(gateway_factory, redis_server):
 
 
 def test_order_and_no_duplicates_10000(gateway_factory, redis_server):
-    g1, g2 = cluster(gateway_factory, redis_server, 2)
+    # One sender at full speed: beyond the default per-connection rate limit.
+    g1, g2 = cluster(gateway_factory, redis_server, 2, "--rate-messages", "0")
     N = 10000
     async def main():
         sender = await client(g1, "r")

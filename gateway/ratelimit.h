@@ -1,0 +1,51 @@
+/* ratelimit.h — token buckets, and the per-client-address table they live
+ * in for connection limits.
+ *
+ * A bucket holds up to `burst` tokens and refills at `rate` per second; an
+ * action costing n tokens passes when n are there.  The state is 16 bytes
+ * and the refill is computed on use, so there is no timer per bucket.
+ *
+ * The address table counts open connections per client IP and keeps a
+ * bucket of new connections per second for it.  Entries live while the
+ * address has connections, or while its bucket is not full again (so a
+ * client cannot reset its rate by disconnecting); ratelimit_sweep() drops
+ * the others, which bounds the table by the clients seen in the last
+ * burst/rate seconds.
+ */
+#ifndef WSGW_RATELIMIT_H
+#define WSGW_RATELIMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "strmap.h"
+
+typedef struct tbucket {
+    double   tokens;
+    uint64_t last_ms;      /* 0: never used (starts full) */
+} tbucket_t;
+
+/* Takes `cost` tokens if the bucket has them (1) or takes nothing (0).
+ * rate <= 0 means unlimited (always 1). */
+int tbucket_take(tbucket_t *b, double rate, double burst, uint64_t now_ms, double cost);
+
+typedef struct ip_entry {
+    uint8_t   key[17];     /* family byte + 4 or 16 address bytes */
+    uint8_t   key_len;
+    uint32_t  conns;       /* open connections from this address */
+    tbucket_t rate;        /* new connections per second */
+} ip_entry_t;
+
+typedef struct ip_table {
+    strmap_t map;
+} ip_table_t;
+
+/* The entry for the address of `peer` (created at zero when absent). */
+ip_entry_t *ip_table_get(ip_table_t *t, const struct sockaddr_storage *peer);
+/* Drops entries with no connection whose bucket is full again. */
+void ip_table_sweep(ip_table_t *t, double rate, double burst, uint64_t now_ms);
+void ip_table_free(ip_table_t *t);
+static inline size_t ip_table_size(const ip_table_t *t) { return t->map.count; }
+
+#endif

@@ -1,0 +1,130 @@
+"""Limits a gateway on the open internet needs, each seen from a client:
+its status or close code, and its metric moving."""
+import asyncio
+import json
+import resource
+import socket
+import time
+
+import pytest
+import websockets
+
+from conftest import BIN, Gateway, recv_json, run, track
+from test_gateway import raw_request, upgrade_request
+
+
+async def client(gw):
+    ws = track(await websockets.connect(gw.url, close_timeout=2))
+    await recv_json(ws)
+    return ws
+
+
+def test_message_rate_per_connection(gateway_factory):
+    gw = gateway_factory("--rate-messages", "5", "--rate-messages-burst", "5")
+    async def main():
+        a = await client(gw)
+        for i in range(12):
+            await a.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": i, "id": i}))
+        codes = []
+        for _ in range(12 + 5):                   # acks, deliveries and errors
+            msg = await recv_json(a)
+            if msg.get("op") == "error":
+                codes.append(msg["code"])
+        assert codes.count("rate_limited") == 7
+    run(main())
+    assert gw.metrics()["wsgw_rate_limited_messages_total"] == 7
+
+
+def test_byte_rate_per_connection(gateway_factory):
+    gw = gateway_factory("--max-message-size", "2KiB", "--rate-bytes", "1KiB", "--rate-bytes-burst", "2KiB")
+    async def main():
+        a = await client(gw)
+        big = json.dumps({"op": "emit", "event": "e", "to": "all", "data": "x" * 1900})
+        await a.send(big)
+        assert (await recv_json(a))["event"] == "e"
+        await a.send(big)                          # the bucket is empty
+        err = await recv_json(a)
+        assert err["op"] == "error" and err["code"] == "rate_limited"
+    run(main())
+    assert gw.metrics()["wsgw_rate_limited_messages_total"] == 1
+
+
+def test_connections_per_address(gateway_factory):
+    gw = gateway_factory("--max-conns-per-ip", "2")
+    async def main():
+        a, b = await client(gw), await client(gw)
+        with pytest.raises(websockets.InvalidStatusCode) as e:
+            await websockets.connect(gw.url)
+        assert e.value.status_code == 429
+        await a.close()
+        await asyncio.sleep(0.1)
+        c = await client(gw)                       # a slot is free again
+        assert c.open
+    run(main())
+    assert gw.metrics()['wsgw_handshake_failures_total{reason="ip_conns"}'] == 1
+
+
+def test_new_connections_per_second_per_address(gateway_factory):
+    # A burst of 3: the fixture's readiness probe took one.
+    gw = gateway_factory("--conn-rate-per-ip", "1", "--conn-rate-per-ip-burst", "3")
+    resp = [raw_request(gw.port, upgrade_request(), read_until_close=False) for _ in range(3)]
+    assert resp[0].startswith(b"HTTP/1.1 101") and resp[1].startswith(b"HTTP/1.1 101")
+    assert resp[2].startswith(b"HTTP/1.1 429"), resp[2][:100]
+    assert b"too fast" in resp[2]
+    time.sleep(1.2)                                # /metrics is a connection from this address too
+    assert gw.metrics()['wsgw_handshake_failures_total{reason="ip_rate"}'] == 1
+
+
+def test_pending_handshakes_slowloris(gateway_factory):
+    gw = gateway_factory("--max-pending-handshakes", "3", "--handshake-timeout", "10s")
+    time.sleep(0.2)                                # the fixture's probe is closed and reaped
+    slow = [socket.create_connection(("127.0.0.1", gw.port)) for _ in range(3)]
+    for s in slow:
+        s.sendall(b"GET /ws HTTP/1.1\r\n")         # never finished
+    time.sleep(0.2)
+    extra = socket.create_connection(("127.0.0.1", gw.port), timeout=5)
+    assert extra.recv(10) == b""                   # closed at accept: no buffer spent
+    extra.close()
+    for s in slow:
+        s.close()
+    time.sleep(0.2)
+    assert gw.metrics()['wsgw_handshake_failures_total{reason="pending_limit"}'] >= 1
+    async def main():
+        ws = await client(gw)                      # the server still accepts
+        assert ws.open
+    run(main())
+
+
+def test_out_of_file_descriptors(tmp_path):
+    def low_fd_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+    import subprocess
+    gw = Gateway.__new__(Gateway)
+    from conftest import free_port
+    gw.port = free_port()
+    gw.url = "ws://127.0.0.1:%d/ws" % gw.port
+    gw.http = "http://127.0.0.1:%d" % gw.port
+    gw.log_path = str(tmp_path / "gw.log")
+    gw.log = open(gw.log_path, "w+")
+    gw.proc = subprocess.Popen([BIN, "--listen", "127.0.0.1:%d" % gw.port, "--log-level", "info",
+                                "--max-connections", "1000", "--max-pending-handshakes", "1000"],
+                               stdout=gw.log, stderr=subprocess.STDOUT, preexec_fn=low_fd_limit,
+                               env={"ASAN_OPTIONS": "detect_leaks=1", "PATH": "/usr/bin:/bin"})
+    try:
+        gw.wait_ready()
+        socks = []
+        for _ in range(60):                        # more than the server has descriptors
+            socks.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5))
+        time.sleep(0.5)
+        for s in socks:
+            s.close()
+        time.sleep(0.5)
+        async def main():                          # accept works again for others
+            ws = await client(gw)
+            assert ws.open
+        run(main())
+        assert gw.metrics()["wsgw_accept_errors_total"] >= 1
+        assert "event=accept_error" in gw.output()
+    finally:
+        code, _ = gw.stop()
+    assert code == 0
