@@ -122,6 +122,16 @@ const wsgw_key_t wsgw_keys[] = {
     KINT(error_rate_limit, "10", 0, 100000, 0,
          "bad envelopes per second tolerated before close 1008; 0 = never close"),
     KINT(error_rate_burst, "20", 1, 1000000, 0, "bad envelopes allowed in a burst"),
+    KSTR(auth_hs256_secret, "", NULL, "SECRET", WSGW_KF_SECRET,
+         "JWT authentication: HS256 shared secret; empty = no HS256"),
+    KSTR(auth_public_key, "", wsgw_check_path_opt, "FILE", 0,
+         "JWT authentication: PEM public key (RSA: RS256, EC P-256: ES256); empty = none"),
+    KBOOL(auth_anonymous, "false", "with a key configured, also admit clients without a token"),
+    KSTR(auth_issuer, "", NULL, "ISS", 0, "required JWT iss; empty = any"),
+    KSTR(auth_audience, "", NULL, "AUD", 0, "required JWT aud; empty = any"),
+    KDUR(auth_leeway, "30s", 0, 1 * HOUR, WSGW_KF_ZERO_OFF, "clock skew allowed on exp/nbf/iat"),
+    KSTR(auth_query_param, "token", wsgw_check_token_opt, "NAME", 0,
+         "query parameter that may carry the token; empty = not accepted there"),
     KSTR(redis_url, "", wsgw_check_redis_url, "URL", WSGW_KF_SECRET,
          "backplane: redis://[user:pass@]host:port[/db] or unix:///path; empty = in-process"),
     KSTR(redis_prefix, "wsgw", wsgw_check_prefix, "PREFIX", 0, "prefix of Redis channel names"),
@@ -448,11 +458,17 @@ static void put(char *buf, size_t n, size_t *o, const char *s)
 }
 
 /* redis://user:secret@host -> redis://user:***@host */
+/* Secrets in the dump: a URL keeps all but its password; any other
+ * non-empty secret is written as *** whole. */
 static void mask_url(const char *url, char *buf, size_t n)
 {
     const char *auth = strstr(url, "://");
     size_t o = 0;
     buf[0] = '\0';
+    if (!auth && url[0]) {
+        put(buf, n, &o, "***");
+        return;
+    }
     if (auth) {
         auth += 3;
         const char *end = auth + strcspn(auth, "/");

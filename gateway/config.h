@@ -154,6 +154,13 @@ typedef struct wsgw_config {
     int            error_rate_limit;            /* bad envelopes/s; 0 = never close */
     int            error_rate_burst;
     /* scale-out */
+    char          *auth_hs256_secret;           /* "" = none */
+    char          *auth_public_key;             /* PEM path, "" = none */
+    bool           auth_anonymous;
+    char          *auth_issuer;
+    char          *auth_audience;
+    uint64_t       auth_leeway_ms;
+    char          *auth_query_param;
     char          *redis_url;                   /* "" = embedded backplane */
     char          *redis_prefix;
     char          *iris_path;                   /* "" = no Iris endpoint */

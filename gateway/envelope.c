@@ -13,7 +13,7 @@ static const struct {
     [ENVELOPE_OK]                = { "ok", "ok" },
     [ENVELOPE_E_BAD_JSON]        = { "bad_json", "the message is not valid JSON" },
     [ENVELOPE_E_NOT_OBJECT]      = { "not_object", "the message must be a JSON object" },
-    [ENVELOPE_E_UNKNOWN_OP]      = { "unknown_op", "unknown op; expected \"join\", \"leave\" or \"emit\"" },
+    [ENVELOPE_E_UNKNOWN_OP]      = { "unknown_op", "unknown op; expected \"join\", \"leave\", \"emit\" or \"auth\"" },
     [ENVELOPE_E_MISSING_FIELD]   = { "missing_field", "a required field is missing" },
     [ENVELOPE_E_BAD_FIELD]       = { "bad_field", "a field has the wrong type" },
     [ENVELOPE_E_BAD_ROOM]        = { "bad_room", "invalid room name" },
@@ -30,6 +30,7 @@ static const struct {
     [ENVELOPE_E_INTERNAL]        = { "internal", "internal error" },
     [ENVELOPE_E_NO_BACKEND]      = { "no_backend", "no handler or backend received this event" },
     [ENVELOPE_E_UNAVAILABLE]     = { "unavailable", "the backplane is unavailable: delivered on this node only" },
+    [ENVELOPE_E_UNAUTHORIZED]    = { "unauthorized", "the token was refused" },
 };
 
 static envelope_code_t code_clamp(envelope_code_t code)
@@ -128,8 +129,8 @@ static int event_valid(const uint8_t *p, size_t len, size_t max_len)
 
 /* ---- decode ----------------------------------------------------------------- */
 
-enum { K_OP, K_ROOM, K_EVENT, K_TO, K_DATA, K_ID, K_COUNT };
-static const char *const key_names[K_COUNT] = { "op", "room", "event", "to", "data", "id" };
+enum { K_OP, K_ROOM, K_EVENT, K_TO, K_DATA, K_ID, K_TOKEN, K_COUNT };
+static const char *const key_names[K_COUNT] = { "op", "room", "event", "to", "data", "id", "token" };
 
 static int lit_equal(json_span_t raw, const char *lit)
 {
@@ -138,7 +139,7 @@ static int lit_equal(json_span_t raw, const char *lit)
 
 static int known_key(json_span_t key)
 {
-    static const uint8_t key_lens[K_COUNT] = { 2, 4, 5, 2, 4, 2 };
+    static const uint8_t key_lens[K_COUNT] = { 2, 4, 5, 2, 4, 2, 5 };
     if (!memchr(key.p, '\\', key.len)) {
         /* the common case: a plain key, so a length check and memcmp */
         for (int k = 0; k < K_COUNT; k++)
@@ -249,7 +250,7 @@ envelope_code_t envelope_decode(const uint8_t *in, size_t len,
     static const uint8_t null_lit[] = "null";
     const json_span_t none = { NULL, 0 };
     m->op = ENVELOPE_OP_NONE;
-    m->room = m->event = m->to_name = m->id = none;
+    m->room = m->event = m->to_name = m->id = m->token = none;
     m->to = ENVELOPE_TO_BACKEND;
     m->data.p = null_lit;
     m->data.len = 4;
@@ -338,6 +339,16 @@ envelope_code_t envelope_decode(const uint8_t *in, size_t len,
         c = decode_event(val[K_EVENT], m, max_event);
         if (c == ENVELOPE_OK && val[K_TO].p) c = decode_target(val[K_TO], m, max_room);
         if (c == ENVELOPE_OK && val[K_DATA].p) m->data = val[K_DATA];
+    } else if (lit_equal(op, "auth")) {
+        /* A fresh token for this connection: compact JWS characters only,
+         * so it is written without escapes (and never echoed anywhere). */
+        m->op = ENVELOPE_OP_AUTH;
+        if (!val[K_TOKEN].p) return fail(m, ENVELOPE_E_MISSING_FIELD, "token");
+        if (!is_string(val[K_TOKEN]) || val[K_TOKEN].len < 3 || val[K_TOKEN].len > 8194 ||
+            memchr(val[K_TOKEN].p + 1, '\\', val[K_TOKEN].len - 2))
+            return fail(m, ENVELOPE_E_BAD_FIELD, "token");
+        m->token = string_content(val[K_TOKEN]);
+        c = ENVELOPE_OK;
     } else {
         return fail(m, ENVELOPE_E_UNKNOWN_OP, "op");
     }

@@ -46,7 +46,8 @@ typedef enum envelope_op {
     ENVELOPE_OP_NONE = 0,   /* only in a result whose decode failed */
     ENVELOPE_OP_JOIN,
     ENVELOPE_OP_LEAVE,
-    ENVELOPE_OP_EMIT
+    ENVELOPE_OP_EMIT,
+    ENVELOPE_OP_AUTH        /* {"op":"auth","token":"<JWT>"}: a fresh token */
 } envelope_op_t;
 
 typedef enum envelope_target {
@@ -81,6 +82,7 @@ typedef enum envelope_code {
     ENVELOPE_E_INTERNAL,        /* gateway: "internal" */
     ENVELOPE_E_NO_BACKEND,      /* gateway: "no_backend": an emit without "to" reached no one */
     ENVELOPE_E_UNAVAILABLE,     /* gateway: "unavailable": backplane down, other nodes missed it */
+    ENVELOPE_E_UNAUTHORIZED,    /* gateway: "unauthorized": an auth op's token was refused */
     ENVELOPE_CODE_COUNT
 } envelope_code_t;
 
@@ -96,6 +98,7 @@ typedef struct envelope_msg {
     json_span_t       to_name;  /* ROOM/CONN: the part after "room:"/"conn:" */
     json_span_t       data;     /* emit: the raw value, byte-exact; "null" when absent */
     json_span_t       id;       /* raw token (quotes kept for a string); len 0 = none */
+    json_span_t       token;    /* auth: the JWT, between the quotes (no escapes) */
     const char       *err_field;  /* on error: the member concerned ("op", "room", ...) or NULL */
     size_t            err_offset; /* BAD_JSON / TOO_DEEP: byte offset in the input */
     uint8_t           _event_buf[ENVELOPE_EVENT_NAME_MAX];

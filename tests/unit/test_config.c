@@ -765,7 +765,7 @@ static void test_help_lists_every_key(void)
         flag[j] = '\0';
         CHECK_HAS(s, flag);
     }
-    CHECK_INT(keys, 56);
+    CHECK_INT(keys, 63);
     CHECK_HAS(s, "--listen HOST:PORT\n");
     CHECK_HAS(s, "size 16..256MiB; default: 64KiB");
     CHECK_HAS(s, "duration 100ms..1h, 0 = off; default: 54s");
@@ -854,8 +854,28 @@ static void test_deploy_example(void)
     CHECK_MSG(rc == 0, "%s", err);
 }
 
+static void test_dump_masks_secrets(void)
+{
+    wsgw_config_t c;
+    char why[256];
+    wsgw_config_init(&c);
+    CHECK_INT(wsgw_config_set(&c, "auth_hs256_secret", "topsecret", NULL, why, sizeof why), 0);
+    CHECK_INT(wsgw_config_set(&c, "redis_url", "redis://u:pw@127.0.0.1:6379", NULL, why, sizeof why), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    wsgw_config_dump(&c, f);
+    fclose(f);
+    CHECK(strstr(buf, "auth_hs256_secret=***\n") != NULL);
+    CHECK(strstr(buf, "topsecret") == NULL);
+    CHECK(strstr(buf, "pw@") == NULL);
+    free(buf);
+    wsgw_config_free(&c);
+}
+
 int main(void)
 {
+    RUN(test_dump_masks_secrets);
     RUN(test_defaults);
     RUN(test_parse_bool);
     RUN(test_parse_size);

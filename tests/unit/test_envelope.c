@@ -802,7 +802,7 @@ static void test_encode_ack_error_welcome(void)
     ENCODE(envelope_error_size(S("\"x\""), ENVELOPE_E_UNKNOWN_OP, NULL),
            envelope_error_write(S("\"x\""), ENVELOPE_E_UNKNOWN_OP, NULL, dst));
     CHECK_STR(g_out, "{\"op\":\"error\",\"id\":\"x\",\"code\":\"unknown_op\","
-                     "\"message\":\"unknown op; expected \\\"join\\\", \\\"leave\\\" or \\\"emit\\\"\"}");
+                     "\"message\":\"unknown op; expected \\\"join\\\", \\\"leave\\\", \\\"emit\\\" or \\\"auth\\\"\"}");
     ENCODE(envelope_error_size(S(NULL), ENVELOPE_E_INTERNAL, ""),
            envelope_error_write(S(NULL), ENVELOPE_E_INTERNAL, "", dst));
     CHECK_STR(g_out, "{\"op\":\"error\",\"code\":\"internal\",\"message\":\"\"}");
@@ -818,7 +818,7 @@ static void test_codes_and_explain(void)
     static const char *const wire[ENVELOPE_CODE_COUNT] = {
         "ok", "bad_json", "not_object", "unknown_op", "missing_field", "bad_field", "bad_room",
         "bad_event", "bad_target", "bad_id", "duplicate_field", "too_deep", "forbidden",
-        "not_joined", "rate_limited", "too_many_rooms", "internal", "no_backend", "unavailable",
+        "not_joined", "rate_limited", "too_many_rooms", "internal", "no_backend", "unavailable", "unauthorized",
     };
     for (int c = 0; c < ENVELOPE_CODE_COUNT; c++) {
         CHECK_STR(envelope_code_str((envelope_code_t)c), wire[c]);
@@ -872,9 +872,26 @@ static void test_json_string_put(void)
     CHECK_INT(json_scan_document(out, n, NULL), JSON_OK);
 }
 
+static void test_auth_op(void)
+{
+    envelope_msg_t m;
+    const char *ok = "{\"op\":\"auth\",\"token\":\"aaa.bbb.ccc\",\"id\":4}";
+    CHECK_INT(envelope_decode((const uint8_t *)ok, strlen(ok), NULL, &m), ENVELOPE_OK);
+    CHECK_INT(m.op, ENVELOPE_OP_AUTH);
+    CHECK_INT(m.token.len, 11);
+    CHECK_MEM(m.token.p, "aaa.bbb.ccc", 11);
+    const char *missing = "{\"op\":\"auth\",\"id\":4}";
+    CHECK_INT(envelope_decode((const uint8_t *)missing, strlen(missing), NULL, &m), ENVELOPE_E_MISSING_FIELD);
+    const char *notstr = "{\"op\":\"auth\",\"token\":5}";
+    CHECK_INT(envelope_decode((const uint8_t *)notstr, strlen(notstr), NULL, &m), ENVELOPE_E_BAD_FIELD);
+    const char *escaped = "{\"op\":\"auth\",\"token\":\"a\\u0041\"}";
+    CHECK_INT(envelope_decode((const uint8_t *)escaped, strlen(escaped), NULL, &m), ENVELOPE_E_BAD_FIELD);
+}
+
 int main(void)
 {
     RUN(test_json_string_put);
+    RUN(test_auth_op);
     RUN(test_scan_valid);
     RUN(test_scan_invalid);
     RUN(test_scan_nul_byte);
