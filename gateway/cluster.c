@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bp_payload.h"
 #include "json_scan.h"
 #include "log.h"
 #include "server_int.h"
@@ -270,44 +271,6 @@ void cluster_conn_closed(wsgw_conn_t *c)
 
 /* ---- payloads in ----------------------------------------------------------------------------- */
 
-typedef struct inbound {
-    json_span_t event, data, from, to, except, node, op, room, code, reason;
-} inbound_t;
-
-/* The content of a JSON string written without escapes (ids, rooms). */
-static int plain_string(json_span_t v, json_span_t *out)
-{
-    if (v.len < 2 || v.p[0] != '"') return 0;
-    for (size_t i = 1; i + 1 < v.len; i++) if (v.p[i] == '\\') return 0;
-    out->p = v.p + 1;
-    out->len = v.len - 2;
-    return 1;
-}
-
-static int inbound_parse(const uint8_t *p, size_t len, inbound_t *in)
-{
-    static const struct { const char *key; size_t off; } keys[] = {
-        { "event", offsetof(inbound_t, event) }, { "data", offsetof(inbound_t, data) },
-        { "from", offsetof(inbound_t, from) },   { "to", offsetof(inbound_t, to) },
-        { "except", offsetof(inbound_t, except) }, { "node", offsetof(inbound_t, node) },
-        { "op", offsetof(inbound_t, op) },       { "room", offsetof(inbound_t, room) },
-        { "code", offsetof(inbound_t, code) },   { "reason", offsetof(inbound_t, reason) },
-    };
-    memset(in, 0, sizeof *in);
-    json_obj_iter_t it;                           /* validates the whole document */
-    if (json_obj_begin(&it, p, len) != JSON_OK) return 0;
-    json_member_t m;
-    int rc;
-    while ((rc = json_obj_next(&it, &m)) == 1) {
-        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-            size_t kl = strlen(keys[k].key);
-            if (json_str_equal(m.key.p, m.key.len, (const uint8_t *)keys[k].key, kl))
-                *(json_span_t *)((char *)in + keys[k].off) = m.value;
-        }
-    }
-    return rc == 0;
-}
-
 static void bad_payload(wsgw_server_t *s, const char *channel_name, size_t chlen, const char *why)
 {
     s->bp_bad_messages++;
@@ -318,23 +281,23 @@ static void bad_payload(wsgw_server_t *s, const char *channel_name, size_t chlen
 /* Control ops for one connection: {"op":"join"|"leave","room":".."},
  * {"op":"disconnect","code":4000,"reason":".."}.  Backends are trusted: no
  * join_rooms check, but the room-name rules and limits hold. */
-static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const inbound_t *in,
+static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const bp_payload_t *in,
                             const char *chname, size_t chlen)
 {
     json_span_t op, room, reason = { NULL, 0 };
-    if (!plain_string(in->op, &op)) { bad_payload(s, chname, chlen, "op is not a plain string"); return; }
+    if (!bp_plain_string(in->op, &op)) { bad_payload(s, chname, chlen, "op is not a plain string"); return; }
     if (op.len == 10 && memcmp(op.p, "disconnect", 10) == 0) {
         unsigned long code = 1000;
         if (in->code.len) code = strtoul((const char *)in->code.p, NULL, 10);
         char why[124] = "";
-        if (in->reason.len && plain_string(in->reason, &reason))
+        if (in->reason.len && bp_plain_string(in->reason, &reason))
             snprintf(why, sizeof why, "%.*s", (int)(reason.len > 123 ? 123 : reason.len), reason.p);
         wsgw_disconnect(c, (uint16_t)(code > 4999 ? 1000 : code), why);
         return;
     }
     int join = op.len == 4 && memcmp(op.p, "join", 4) == 0;
     int leave = op.len == 5 && memcmp(op.p, "leave", 5) == 0;
-    if ((!join && !leave) || !plain_string(in->room, &room) ||
+    if ((!join && !leave) || !bp_plain_string(in->room, &room) ||
         !envelope_room_valid(room.p, room.len, (size_t)s->cfg->max_room_name)) {
         bad_payload(s, chname, chlen, "unknown op or bad room");
         return;
@@ -351,10 +314,10 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     if (chlen <= plen + 1 || memcmp(ch, s->cfg->redis_prefix, plen) != 0 || ch[plen] != ':') return;
     const char *kind = ch + plen + 1;
     size_t klen = chlen - plen - 1;
-    inbound_t in;
-    if (!inbound_parse(payload, len, &in)) { bad_payload(s, ch, chlen, "not a JSON object"); return; }
+    bp_payload_t in;
+    if (!bp_payload_parse(payload, len, &in)) { bad_payload(s, ch, chlen, "not a JSON object"); return; }
     json_span_t node;
-    if (in.node.len && plain_string(in.node, &node) && node.len == s->node_id_len &&
+    if (in.node.len && bp_plain_string(in.node, &node) && node.len == s->node_id_len &&
         memcmp(node.p, s->node_id, node.len) == 0)
         return;                                   /* our own message, delivered already */
 
@@ -363,7 +326,7 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     size_t name_len = 0;
     if (klen == 3 && memcmp(kind, "all", 3) == 0) {
         json_span_t to;
-        target = plain_string(in.to, &to) && to.len == 9 && memcmp(to.p, "broadcast", 9) == 0
+        target = bp_plain_string(in.to, &to) && to.len == 9 && memcmp(to.p, "broadcast", 9) == 0
                ? WSGW_TO_BROADCAST : WSGW_TO_ALL;
     } else if (klen > 5 && memcmp(kind, "room:", 5) == 0) {
         target = WSGW_TO_ROOM; name = kind + 5; name_len = klen - 5;
@@ -390,9 +353,9 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
         .to_name = { (const uint8_t *)name, name_len },
     };
     json_span_t from, except;
-    if (plain_string(in.from, &from) && envelope_conn_id_valid(from.p, from.len)) d.from = from;
+    if (bp_plain_string(in.from, &from) && envelope_conn_id_valid(from.p, from.len)) d.from = from;
     const wsgw_conn_t *skip = NULL;
-    if (plain_string(in.except, &except))
+    if (bp_plain_string(in.except, &except))
         skip = strmap_get(&s->by_id, (const char *)except.p, except.len);
     emit_delivery(s, &d, target, name, name_len, NULL, skip);
 }
