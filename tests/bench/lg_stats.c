@@ -9,11 +9,13 @@
 
 #include "ws_alloc.h"
 
-void lg_lat_init(lg_lat_t *l, size_t cap)
+void lg_lat_init(lg_lat_t *l, uint64_t expected)
 {
-    l->v = cap ? ws_xmalloc(cap * sizeof *l->v) : NULL;
+    l->stride = expected > LG_LAT_MAX ? (expected + LG_LAT_MAX - 1) / LG_LAT_MAX : 1;
+    l->cap = (size_t)(expected / l->stride + 1);
+    l->v = ws_xmalloc(l->cap * sizeof *l->v);
     l->n = 0;
-    l->cap = cap;
+    l->seen = 0;
 }
 
 static int cmp_u32(const void *a, const void *b)

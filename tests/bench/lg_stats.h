@@ -3,8 +3,9 @@
  * server under test.
  *
  * Latencies are kept as individual samples (uint32 nanoseconds, saturating
- * at ~4.29 s), so percentiles are exact; a run stores at most as many
- * samples as it expects deliveries, which the scenario bounds.
+ * at ~4.29 s), so percentiles are exact.  Memory is bounded: a run that
+ * expects more than LG_LAT_MAX samples keeps every k-th one, evenly spread
+ * over the run.
  */
 #ifndef LG_STATS_H
 #define LG_STATS_H
@@ -13,17 +14,20 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define LG_LAT_MAX (32u << 20)   /* 128 MiB of samples */
+
 typedef struct lg_lat {
     uint32_t *v;
     size_t    n, cap;
+    uint64_t  seen, stride;
 } lg_lat_t;
 
-/* Reserves room for `cap` samples; later samples past cap are dropped
- * (and counted in `n` no more). */
-void lg_lat_init(lg_lat_t *l, size_t cap);
+/* Prepares for `expected` samples (at most LG_LAT_MAX are stored). */
+void lg_lat_init(lg_lat_t *l, uint64_t expected);
 static inline void lg_lat_add(lg_lat_t *l, uint64_t ns)
 {
-    if (l->n < l->cap) l->v[l->n++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+    if (l->seen++ % l->stride == 0 && l->n < l->cap)
+        l->v[l->n++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
 }
 /* Sorts the samples; call once, after the last lg_lat_add. */
 void lg_lat_sort(lg_lat_t *l);

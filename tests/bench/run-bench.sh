@@ -53,9 +53,17 @@ if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
     SRV_PIN=(taskset -c 0) GEN_PIN=(taskset -c 1) PINNING="server on CPU 0, generator on CPU 1"
 fi
 
-load=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$load" 'BEGIN { exit !(l > 0.5) }'; then
-    echo "run-bench: warning: load average $load before the run: other work on this machine will skew the figures" >&2
+# Other work on the machine skews every figure: say so when the CPUs are
+# not idle to begin with (share of idle time over one second).
+idle_pct() {
+    local a b t=0 k
+    read -ra a < /proc/stat; sleep 1; read -ra b < /proc/stat
+    for k in 1 2 3 4 5 6 7 8; do t=$((t + b[k] - a[k])); done
+    echo $(( t > 0 ? (b[4] - a[4]) * 100 / t : 100 ))
+}
+idle=$(idle_pct)
+if [ "$idle" -lt 90 ]; then
+    echo "run-bench: warning: the CPUs were only $idle% idle before the run: other work on this machine will skew the figures" >&2
 fi
 echo "== make bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r); $PINNING"
 
@@ -103,7 +111,7 @@ value() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 ROWS=()
 NOTES=()
 FAILED=0
-row() { ROWS+=("$(printf '%-34s %-27s %-19s %-5s %-5s %s' "$@")"); }
+row() { ROWS+=("$(printf '%-34s %-33s %-19s %-5s %-5s %s' "$@")"); }
 fail() { echo "run-bench: $1 FAILED (see $OUT)" >&2; FAILED=1; row "$1" FAILED - - - -; }
 
 lg() {         # lg NAME ARGS... : runs the generator, prints its output, sets RES
@@ -156,7 +164,7 @@ fi
 # ---- throughput scenarios: REPEAT runs each, the median is reported --------------
 # measure LABEL METRIC UNIT NAME LOADGEN-ARGS...: runs the generator REPEAT
 # times, each against a fresh gateway, and adds the median run (by METRIC,
-# a RESULT key) to the table with the spread of all runs.
+# a RESULT key) to the table with the spread of METRIC over all runs.
 measure() {
     local label=$1 metric=$2 unit=$3 name=$4; shift 4
     local results=() i
@@ -178,20 +186,27 @@ measure() {
     hi=$(tail -n 1 <<<"$sorted" | cut -d' ' -f1)
     local lat=-
     if [ -n "$(value p50_us "$med")" ]; then lat="$(us "$(value p50_us "$med")") / $(us "$(value p99_us "$med")")"; fi
-    local spread=""
-    [ "$REPEAT" -gt 1 ] && spread=" ($(si "$lo")-$(si "$hi"))"
-    row "$label" "$(si "$(value "$metric" "$med")") $unit$spread" "$lat" \
+    local spread="" shown
+    if [ "$metric" = p50_us ]; then
+        # A paced run: the rate is fixed, the latency is the figure.
+        shown="$(si "$(value deliveries_per_s "$med")") $unit"
+        [ "$REPEAT" -gt 1 ] && spread=" (p50 $(us "$lo")-$(us "$hi"))"
+    else
+        shown="$(si "$(value "$metric" "$med")") $unit"
+        [ "$REPEAT" -gt 1 ] && spread=" ($(si "$lo")-$(si "$hi"))"
+    fi
+    row "$label" "$shown$spread" "$lat" \
         "$(pct "$(value gen_cpu "$med")")" "$(pct "$(value srv_cpu "$med")")" "$(value bound "$med")"
     if [ -n "$(value first10_ms "$med")" ]; then
         NOTES+=("$label: mean latency of the first-joined 10% of subscribers $(value first10_ms "$med") ms, of the last-joined 10% $(value last10_ms "$med") ms")
     fi
 }
 
-measure "handshakes, $HS_N x $HS_CONC concurrent" per_s "/s" handshakes \
+measure "handshakes, $HS_N x $HS_CONC concurrent" per_s "hs/s" handshakes \
     handshakes "$HS_N" --concurrency "$HS_CONC"
 measure "fanout $FAN_SUBS subs, full speed" deliveries_per_s "deliv/s" fanout \
     fanout --subscribers "$FAN_SUBS" --messages "$FAN_MSGS" --window "$FAN_WINDOW"
-measure "fanout $FAN_SUBS subs, $FAN_RATE msg/s" deliveries_per_s "deliv/s" fanout-paced \
+measure "fanout $FAN_SUBS subs, $FAN_RATE msg/s" p50_us "deliv/s" fanout-paced \
     fanout --subscribers "$FAN_SUBS" --messages $((FAN_RATE * FAN_RATE_SECS)) --rate "$FAN_RATE" --window 1000
 measure "echo, $ECHO_CONNS conns" per_s "rt/s" echo \
     echo --conns "$ECHO_CONNS" --messages "$ECHO_MSGS"
@@ -199,7 +214,7 @@ measure "echo, $ECHO_CONNS conns" per_s "rt/s" echo \
 # ---- table -------------------------------------------------------------------------------
 echo
 echo "== results ($PINNING; CPU = share of one core during the measured phase)"
-printf '%-34s %-27s %-19s %-5s %-5s %s\n' scenario result "p50 / p99" gen srv limit
+printf '%-34s %-33s %-19s %-5s %-5s %s\n' scenario result "p50 / p99" gen srv limit
 for r in "${ROWS[@]}"; do echo "$r"; done
 for n in "${NOTES[@]}"; do echo "  $n"; done
 if [ $FAILED -ne 0 ]; then
