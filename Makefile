@@ -37,14 +37,15 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/asan/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test unit integration fuzz fuzz-build bench-proto deps clean help
-all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN)
+.PHONY: all run test unit integration fuzz fuzz-build bench-proto bench deps clean help
+all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN) $(B)/bench/loadgen
 
 help:
 	@echo "make            build everything (-Wall -Wextra -Werror)"
 	@echo "make test       unit tests (normal + ASan/UBSan) and fuzz-corpus replay"
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)"
 	@echo "make bench-proto  parse+unmask+UTF-8 throughput of proto/"
+	@echo "make bench      build/wsgw under load from build/bench/loadgen (~2 min)"
 	@echo "make deps       install missing Debian packages"
 
 # ---- proto library --------------------------------------------------------
@@ -129,7 +130,7 @@ fuzz-merge: $(FUZZ_BIN)
 unit: $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
 # Integration tests run the ASan+UBSan build of the gateway: every one of
 # them is also a memory test (conftest.py fails on a sanitizer report).
-INTEGRATION_BINS := $(B)/wsgw-asan $(B)/wsgw $(EXAMPLES) $(B)/examples-asan/echo
+INTEGRATION_BINS := $(B)/wsgw-asan $(B)/wsgw $(EXAMPLES) $(B)/examples-asan/echo $(B)/bench/loadgen
 PYTEST_ARGS ?= tests/integration
 test: deps unit $(INTEGRATION_BINS)
 	@echo "== unit tests (-O2), unit tests (ASan+UBSan), fuzz corpus replay (ASan+UBSan)"
@@ -146,6 +147,18 @@ $(B)/bench/bench_proto: tests/bench/bench_proto.c $(B)/libwsproto.a
 	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Iproto $< $(PROTO_SRC) $(PROTO_LIBS) -o $@
 bench-proto: $(B)/bench/bench_proto
 	$(B)/bench/bench_proto
+
+# The load generator: one process, one epoll loop, many WebSocket clients
+# built on proto/ (tests/bench/loadgen.c).  -O2 like build/wsgw.
+LOADGEN_SRC := tests/bench/loadgen.c tests/bench/lg_conn.c tests/bench/lg_stats.c
+$(B)/bench/loadgen: $(LOADGEN_SRC) tests/bench/lg_conn.h tests/bench/lg_stats.h $(B)/libwsproto.a
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O2 -g -Iproto $(LOADGEN_SRC) $(B)/libwsproto.a $(PROTO_LIBS) -o $@
+# Starts build/wsgw, runs every scenario against it, prints a table
+# (docs/performance.md).  Not part of `make test`: it measures, it takes
+# minutes, and its numbers depend on the machine.
+bench: deps $(B)/wsgw $(B)/bench/loadgen
+	tests/bench/run-bench.sh
 
 # ---- dependencies -----------------------------------------------------------
 DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev libcjson-dev \

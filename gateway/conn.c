@@ -200,12 +200,17 @@ static ssize_t conn_send(wsgw_conn_t *c, const struct iovec *iov, int cnt)
 
 /* ---- write path --------------------------------------------------------- */
 
+/* Appends at the tail: a fan-out queues its receivers in room order and
+ * they are written in that order, so no member is always served last. */
 void conn_mark_pending(wsgw_conn_t *c)
 {
+    wsgw_server_t *s = c->srv;
     if (c->in_pending) return;
     c->in_pending = 1;
-    c->pending_next = c->srv->pending;
-    c->srv->pending = c;
+    c->pending_next = NULL;
+    if (s->pending_tail) s->pending_tail->pending_next = c;
+    else s->pending = c;
+    s->pending_tail = c;
 }
 
 static void conn_set_events(wsgw_conn_t *c, int events)

@@ -127,7 +127,7 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     wsgw_server_t *s = container_of(w, wsgw_server_t, flush_w);
     while (s->pending) {
         wsgw_conn_t *list = s->pending;
-        s->pending = NULL;
+        s->pending = s->pending_tail = NULL;
         while (list) {
             wsgw_conn_t *c = list;
             list = c->pending_next;

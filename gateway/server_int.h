@@ -125,7 +125,8 @@ struct wsgw_server {
     size_t               n_handshaking;
     strmap_t             by_id;
     wsgw_rooms_t         rooms;
-    wsgw_conn_t         *pending;
+    wsgw_conn_t         *pending;    /* FIFO: flushed in the order they got output */
+    wsgw_conn_t         *pending_tail;
     wsgw_conn_t         *to_free;
 
     ip_table_t           ips;        /* per client address (max_conns_per_ip, conn_rate_per_ip) */
