@@ -187,6 +187,7 @@
   }
 
   function expire() {
+    if (client.state !== "open") return;   // we are the ones who cannot hear: judge nobody
     const now = Date.now();
     let changed = false;
     for (const [k, p] of people) {
@@ -231,10 +232,10 @@
     const li = addMessage({ uid, name, text, mid, ts: Date.now() }, true);
     mine.set(mid, li);
     setStatus(li, client.state === "open" ? "sending" : "queued");
-    showState();
     client.to("room:" + room).emit("chat", { uid, name, text, mid, ts: Date.now() })
       .then(() => setStatus(li, "sent"))
       .catch((err) => setStatus(li, "failed", err));
+    showState();                                       // "· 1 waiting" while offline
   });
 
   client.on("chat", (m, msg) => {
@@ -296,12 +297,18 @@
     append(li);
   }
 
+  // The list follows new messages while it is scrolled to the bottom (also
+  // when the window is resized); scrolled up to read, it stays put.
+  let stick = true;
+  const box = ui.messages;
+  const toBottom = () => { box.scrollTop = box.scrollHeight; };
+  box.addEventListener("scroll", () => { stick = box.scrollHeight - box.scrollTop - box.clientHeight < 40; });
+  if (typeof ResizeObserver === "function") new ResizeObserver(() => { if (stick) toBottom(); }).observe(box);
+
   function append(li) {
-    const box = ui.messages;
-    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
     box.append(li);
     while (box.children.length > 500) box.firstElementChild.remove();
-    if (atBottom || li.classList.contains("own")) box.scrollTop = box.scrollHeight;
+    if (stick || li.classList.contains("own")) { toBottom(); stick = true; }
   }
 
   // ---- helpers ------------------------------------------------------------------

@@ -63,17 +63,24 @@
     return p;
   }
 
-  function defaultUrl(url) {
-    if (url && !url.startsWith("/")) return url;
-    if (typeof location === "undefined" || !location.host)
-      throw new Error("wsgw: give a ws:// or wss:// URL");
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + (url || "/ws");
+  /* ws:// and wss:// as given; http(s):// mapped to ws(s)://; a path or
+   * nothing: this page's host (path /ws). */
+  function resolveUrl(url) {
+    if (url === undefined || url === null || url === "" || (typeof url === "string" && url.startsWith("/"))) {
+      if (typeof location === "undefined" || !location.host)
+        throw new Error("wsgw: give a ws:// or wss:// URL");
+      return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + (url || "/ws");
+    }
+    const s = String(url);
+    if (/^wss?:\/\//i.test(s)) return s;
+    if (/^https?:\/\//i.test(s)) return s.replace(/^http/i, "ws");
+    throw new Error("wsgw: not a ws://, wss://, http:// or https:// URL: " + s);
   }
 
   class Wsgw {
     /** url: "ws://host:port/ws"; in a page "/ws" or nothing means this host. */
     constructor(url, options) {
-      this.url = defaultUrl(url);
+      this.url = resolveUrl(url);
       this.opts = Object.assign({}, DEFAULTS, options || {});
       this.WS = this.opts.WebSocket || (typeof WebSocket !== "undefined" ? WebSocket : null);
       if (!this.WS) throw new Error("wsgw: no WebSocket implementation; pass options.WebSocket");

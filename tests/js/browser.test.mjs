@@ -120,6 +120,8 @@ describe("demo chat in Chromium, two gateways and Redis", () => {
     // Typed while offline: queued, shown as waiting, sent after the reconnect.
     await say(pb, "Written while my gateway was down.");
     await pb.waitForSelector("#messages .msg.own[data-status=queued]");
+    assert.match(await pb.textContent("#state-text"), /^Reconnecting… · 1 waiting$/);
+    await pb.screenshot({ path: path.join(SHOTS, "demo-reconnecting.png") });
     await sleep(300);
     await gb.spawn();
     await state(pb, "open");

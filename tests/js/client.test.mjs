@@ -38,8 +38,11 @@ describe("one gateway", () => {
     let late = null;
     c.onConnect((id) => { late = id; });            // registered while open: called at once
     assert.equal(late, c.id);
-    const d = await openClient(gw.url);
+    const d = await openClient(gw.http + "/ws");      // http:// is taken as ws://
+    assert.equal(d.url, gw.url);
     assert.notEqual(d.id, c.id);
+    assert.throws(() => client("ftp://127.0.0.1/ws"), /not a ws:\/\//);
+    assert.throws(() => client(undefined), /give a ws:\/\/ or wss:\/\/ URL/);   // Node has no page location
   });
 
   test("on/emit round trip: data arrives as sent, with from and to", async () => {
@@ -65,6 +68,15 @@ describe("one gateway", () => {
     await sleep(100);
     assert.deepEqual(once, [null]);
     assert.deepEqual(off, []);
+    // A handler that throws: reported to onError, the next handler and the connection go on.
+    const after = [];
+    b.on("boom", () => { throw new Error("handler bug"); });
+    b.on("boom", (d) => after.push(d));
+    await a.to("all").emit("boom", 1);
+    await waitFor(() => after.length === 1, { what: "second handler" });
+    assert.equal(b.errors.length, 1);
+    assert.equal(b.errors[0].message, "handler bug");
+    assert.equal(b.state, "open");
   });
 
   test("to(broadcast | all | room:).emit with three clients", async () => {

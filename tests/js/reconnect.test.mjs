@@ -117,6 +117,25 @@ describe("gateway killed and restarted on the same port", () => {
     await waitFor(() => c.state === "open", { what: "open again" });
   });
 
+  test("a rejoin the restarted gateway refuses goes to onError, and the room is forgotten", async () => {
+    const c = await openClient(gw.url);
+    await Promise.all([c.join("vip"), c.join("lobby")]);
+    await gw.kill();
+    gw.args = ["--join-rooms", "lobby"];             // the new configuration allows lobby only
+    try {
+      await gw.spawn();
+      await waitFor(() => c.errors.some((e) => e.code === "forbidden"), { what: "forbidden rejoin" });
+    } finally {
+      gw.args = [];
+    }
+    const err = c.errors.find((e) => e.code === "forbidden");
+    assert.equal(err.room, "vip");
+    assert.deepEqual([...c.rooms], ["lobby"]);
+    assert.equal(c.state, "open");
+    await c.to("room:lobby").emit("x", 1);          // lobby was rejoined
+    await gw.restart();                              // back to the default configuration
+  });
+
   test("gateway exits cleanly, no sanitizer report", async () => {
     closeClients();
     await gw.stop();
