@@ -37,16 +37,18 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/asan/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test unit integration fuzz fuzz-build bench-proto bench deps clean help
+.PHONY: all run test unit integration test-js fuzz fuzz-build bench-proto bench deps clean help
 all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN) $(B)/bench/loadgen
 
 help:
 	@echo "make            build everything (-Wall -Wextra -Werror)"
-	@echo "make test       unit tests (normal + ASan/UBSan) and fuzz-corpus replay"
+	@echo "make run        the gateway on :8080 serving the demo chat (clients/demo)"
+	@echo "make test       unit tests (normal + ASan/UBSan), fuzz-corpus replay, integration (pytest), Node tests"
+	@echo "make test-js    the Node tests only (clients/js, the demo page in Chromium)"
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)"
 	@echo "make bench-proto  parse+unmask+UTF-8 throughput of proto/"
 	@echo "make bench      build/wsgw under load from build/bench/loadgen (~2 min)"
-	@echo "make deps       install missing Debian packages"
+	@echo "make deps       install missing Debian packages and the npm packages of tests/js"
 
 # ---- proto library --------------------------------------------------------
 $(B)/obj/%.o: %.c
@@ -94,7 +96,7 @@ $(B)/examples-asan/%: examples/%.c $(LIBS_ASAN)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
 
 run: deps $(B)/wsgw
-	$(B)/wsgw --listen 0.0.0.0:8080 $(RUN_FLAGS)
+	$(B)/wsgw --listen 0.0.0.0:8080 --static-dir clients/demo $(RUN_FLAGS)
 
 # ---- unit tests -----------------------------------------------------------
 $(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS)
@@ -132,14 +134,20 @@ unit: $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
 # them is also a memory test (conftest.py fails on a sanitizer report).
 INTEGRATION_BINS := $(B)/wsgw-asan $(B)/wsgw $(EXAMPLES) $(B)/examples-asan/echo $(B)/bench/loadgen
 PYTEST_ARGS ?= tests/integration
+# Node tests (node --test): clients/js/wsgw.js over `ws`, and the demo page in
+# headless Chromium, against the same ASan binaries and real redis-servers.
+NODE_TESTS ?= $(wildcard tests/js/*.test.mjs)
+NODE_TEST_FLAGS := --test-concurrency=1 --test-timeout=120000
 test: deps unit $(INTEGRATION_BINS)
 	@echo "== unit tests (-O2), unit tests (ASan+UBSan), fuzz corpus replay (ASan+UBSan)"
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  tests/run-all.sh $(UNIT_BIN) $(UNIT_ASAN) \
+	  NODE_TEST_FLAGS="$(NODE_TEST_FLAGS)" tests/run-all.sh $(UNIT_BIN) $(UNIT_ASAN) \
 	  $(foreach n,$(FUZZ_NAMES),"$(B)/asan/replay/$(n) $(n) tests/fuzz/corpus/$(n)") \
-	  -- $(PYTEST_ARGS)
+	  -- $(PYTEST_ARGS) --node $(NODE_TESTS)
 integration: $(INTEGRATION_BINS)
 	/usr/bin/python3 -m pytest -p no:cacheprovider -q $(PYTEST_ARGS)
+test-js: deps $(INTEGRATION_BINS)
+	node --test $(NODE_TEST_FLAGS) $(NODE_TESTS)
 
 # ---- benchmarks -------------------------------------------------------------
 $(B)/bench/bench_proto: tests/bench/bench_proto.c $(B)/libwsproto.a
@@ -163,13 +171,28 @@ bench: deps $(B)/wsgw $(B)/bench/loadgen
 # ---- dependencies -----------------------------------------------------------
 DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev libcjson-dev \
             clang libclang-rt-14-dev redis-server python3-websockets python3-pytest python3-redis \
-            openssl iproute2 procps
+            openssl iproute2 procps chromium
+# Node and npm count as present when their commands are there too: a Node
+# package from elsewhere (NodeSource's nodejs bundles npm) must not be
+# "completed" with Debian's npm, which depends on Debian's nodejs.
+CMD_PKGS := nodejs:node npm:npm
+# npm packages of the Node tests (tests/js/package-lock.json: ws, playwright-core),
+# installed again when node_modules is missing or the lock file changed.
+# playwright-core drives Debian's /usr/bin/chromium: it never downloads a browser.
+JS_STAMP := tests/js/node_modules/.installed
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done; \
+	  for pc in $(CMD_PKGS); do p=$${pc%%:*}; c=$${pc#*:}; \
+	    dpkg -s $$p >/dev/null 2>&1 || command -v $$c >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@if [ ! -f $(JS_STAMP) ] || [ tests/js/package-lock.json -nt $(JS_STAMP) ]; then \
+	  echo "installing tests/js npm packages (npm ci)"; \
+	  cd tests/js && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >/dev/null \
+	    && touch node_modules/.installed; \
 	fi
 
 clean:

@@ -1,7 +1,8 @@
 /* wsgw.js — the JavaScript client of the wsgw gateway (envelope protocol,
- * docs/protocol.md).  Plain modern JavaScript, no build step: load it with a
- * script tag (it defines the global `Wsgw`) or require() it from Node and
- * pass a WebSocket implementation (`ws` from npm) in the options.
+ * docs/protocol.md; usage in clients/js/README.md).  Plain modern
+ * JavaScript, no build step: load it with a script tag (it defines the
+ * global `Wsgw`) or require() it from Node and pass a WebSocket
+ * implementation (`ws` from npm) in the options.
  *
  *   const c = new Wsgw("ws://localhost:8080/ws");
  *   c.onConnect(() => c.join("lobby"));
@@ -22,206 +23,427 @@
 
   const DEFAULTS = {
     protocols: undefined,       // Sec-WebSocket-Protocol list
-    reconnect: true,
-    backoffMinMs: 250,
-    backoffMaxMs: 10000,
-    backoffFactor: 2,
-    jitter: 0.5,                // +-50 % of each delay
-    ackTimeoutMs: 10000,
+    reconnect: true,            // false: never reconnect by itself
+    // Whether to reconnect after the server closed the connection with this
+    // code.  Default: always, except 4000-4999, the codes a backend gives a
+    // deliberate disconnect ({"op":"disconnect","code":4001}).
+    shouldReconnect: (code) => !(code >= 4000 && code <= 4999),
+    backoffMinMs: 250,          // first retry delay
+    backoffMaxMs: 10000,        // cap of the delay
+    backoffFactor: 2,           // growth per failed attempt
+    jitter: 0.5,                // each delay is randomised by +-50 %
+    connectTimeoutMs: 10000,    // from new WebSocket() to the welcome; 0 = none
+    ackTimeoutMs: 10000,        // from sending an envelope to its ack; 0 = none
     maxQueue: 256,              // emits kept while disconnected
+    binary: "decode",           // binary frames: "decode" (UTF-8 JSON, as with the
+                                // gateway's binary_messages) or "ignore"
+    autoConnect: true,          // false: wait for connect()
     WebSocket: undefined,       // implementation (Node: require("ws"))
   };
 
+  const STATES = ["idle", "connecting", "open", "reconnecting", "closed"];
+
   class WsgwError extends Error {
-    constructor(code, message) {
+    constructor(code, message, extra) {
       super(message || code);
       this.name = "WsgwError";
       this.code = code;
+      if (extra) Object.assign(this, extra);
     }
   }
 
+  function noop() {}
+
+  /* A promise whose rejection is never reported as unhandled: an app that
+   * fires emits and forgets them must not crash Node or flood a console
+   * when the network blinks.  `await` and .catch() still see the error. */
+  function quiet(executor) {
+    const p = new Promise(executor);
+    p.catch(noop);
+    return p;
+  }
+
+  /* ws:// and wss:// as given; http(s):// mapped to ws(s)://; a path or
+   * nothing: this page's host (path /ws). */
+  function resolveUrl(url) {
+    if (url === undefined || url === null || url === "" || (typeof url === "string" && url.startsWith("/"))) {
+      if (typeof location === "undefined" || !location.host)
+        throw new Error("wsgw: give a ws:// or wss:// URL");
+      return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + (url || "/ws");
+    }
+    const s = String(url);
+    if (/^wss?:\/\//i.test(s)) return s;
+    if (/^https?:\/\//i.test(s)) return s.replace(/^http/i, "ws");
+    throw new Error("wsgw: not a ws://, wss://, http:// or https:// URL: " + s);
+  }
+
   class Wsgw {
+    /** url: "ws://host:port/ws"; in a page "/ws" or nothing means this host. */
     constructor(url, options) {
-      this.url = url;
+      this.url = resolveUrl(url);
       this.opts = Object.assign({}, DEFAULTS, options || {});
       this.WS = this.opts.WebSocket || (typeof WebSocket !== "undefined" ? WebSocket : null);
       if (!this.WS) throw new Error("wsgw: no WebSocket implementation; pass options.WebSocket");
       this.id = null;               // connection id, from the welcome envelope
       this.state = "idle";          // idle | connecting | open | reconnecting | closed
-      this.rooms = new Set();       // rejoined after a reconnect
-      this.handlers = new Map();    // event -> [fn]
-      this.hooks = { connect: [], disconnect: [], error: [], state: [], message: [] };
-      this.pending = new Map();     // ack id -> {resolve, reject, timer}
-      this.queue = [];              // envelopes waiting for a connection
-      this.nextId = 1;
-      this.attempt = 0;
-      this.timer = null;
       this.ws = null;
-      this.connect();
+      this._rooms = new Map();      // room -> {waiters: [{resolve, reject}]}; rejoined after a reconnect
+      this._handlers = new Map();   // event -> [fn]
+      this._hooks = { connect: [], disconnect: [], error: [], state: [], message: [] };
+      this._pending = new Map();    // envelope id -> {resolve, reject, timer}
+      this._queue = [];             // [{text, ack}] emits waiting for a connection
+      this._nextId = 1;
+      this._attempt = 0;            // failed attempts since the last welcome
+      this._timer = null;           // reconnect delay
+      this._connectTimer = null;    // connectTimeoutMs
+      if (this.opts.autoConnect) this.connect();
     }
 
-    // ---- events ---------------------------------------------------------
+    // ---- state --------------------------------------------------------------
+    /** The rooms this client is in, or will rejoin on the next connection. */
+    get rooms() { return new Set(this._rooms.keys()); }
+    isJoined(room) { return this._rooms.has(room); }
+    /** Emits waiting for a connection. */
+    get queued() { return this._queue.length; }
+
+    // ---- events ---------------------------------------------------------------
+    /** fn(data, envelope) for each delivery of `event`. */
     on(event, fn) {
-      if (!this.handlers.has(event)) this.handlers.set(event, []);
-      this.handlers.get(event).push(fn);
+      if (!this._handlers.has(event)) this._handlers.set(event, []);
+      this._handlers.get(event).push(fn);
       return this;
     }
+    /** Like on(), removed after the first delivery. */
+    once(event, fn) {
+      const wrapper = (data, msg) => { this.off(event, wrapper); fn(data, msg); };
+      wrapper.listener = fn;
+      return this.on(event, wrapper);
+    }
+    /** off(event, fn) removes fn; off(event) removes every handler of event. */
     off(event, fn) {
-      const list = this.handlers.get(event);
-      if (list) this.handlers.set(event, list.filter((f) => f !== fn));
+      const list = this._handlers.get(event);
+      if (!list) return this;
+      const rest = fn ? list.filter((f) => f !== fn && f.listener !== fn) : [];
+      if (rest.length) this._handlers.set(event, rest);
+      else this._handlers.delete(event);
       return this;
     }
-    onConnect(fn) { this.hooks.connect.push(fn); if (this.state === "open") fn(this.id); return this; }
-    onDisconnect(fn) { this.hooks.disconnect.push(fn); return this; }
-    onError(fn) { this.hooks.error.push(fn); return this; }
-    onStateChange(fn) { this.hooks.state.push(fn); return this; }
-    /** Every envelope received, before dispatch (for debugging and tools). */
-    onMessage(fn) { this.hooks.message.push(fn); return this; }
+    /** fn(id) on every welcome: the first connection and each reconnect. */
+    onConnect(fn) { this._hooks.connect.push(fn); if (this.state === "open") this._call(fn, [this.id]); return this; }
+    /** fn(code, reason) when an open connection closes. */
+    onDisconnect(fn) { this._hooks.disconnect.push(fn); return this; }
+    /** fn(error): transport errors, error envelopes that answer nothing,
+     * failed rejoins, frames that are not envelopes, exceptions in handlers. */
+    onError(fn) { this._hooks.error.push(fn); return this; }
+    /** fn(state, previous) on every state change. */
+    onStateChange(fn) { this._hooks.state.push(fn); return this; }
+    /** fn(envelope): every envelope received, before dispatch (debugging, tools). */
+    onMessage(fn) { this._hooks.message.push(fn); return this; }
 
-    // ---- actions --------------------------------------------------------
+    // ---- actions --------------------------------------------------------------
     /** Emit to the server's handlers / backends (no `to`). */
-    emit(event, data) { return this.send({ op: "emit", event, data: data === undefined ? null : data }); }
+    emit(event, data) { return this._send({ op: "emit", event, data: data === undefined ? null : data }); }
     /** target: "broadcast" | "all" | "room:<name>" | "conn:<id>" */
     to(target) {
-      return { emit: (event, data) => this.send({ op: "emit", event, to: target, data: data === undefined ? null : data }) };
+      return { emit: (event, data) => this._send({ op: "emit", event, to: target, data: data === undefined ? null : data }) };
     }
+
+    /** Joins `room`; resolves when the gateway acked it (on this connection
+     * or, when offline, on the next one).  The room is rejoined after every
+     * reconnect until leave(). */
     join(room) {
-      this.rooms.add(room);
-      return this.send({ op: "join", room });
+      return quiet((resolve, reject) => {
+        if (this.state === "closed") return reject(new WsgwError("closed", "client closed"));
+        let entry = this._rooms.get(room);
+        if (!entry) { entry = { waiters: [] }; this._rooms.set(room, entry); }
+        entry.waiters.push({ resolve, reject });
+        if (this.state === "open") this._joinNow(room, entry);
+      });
     }
+
+    /** Leaves `room`.  Offline it resolves at once: the next connection
+     * simply does not rejoin it. */
     leave(room) {
-      this.rooms.delete(room);
-      return this.send({ op: "leave", room });
-    }
-    close(code, reason) {
-      this.setState("closed");
-      clearTimeout(this.timer);
-      if (this.ws) this.ws.close(code || 1000, reason || "");
-      this.failAll(new WsgwError("closed", "client closed"));
-      this.queue = [];
-    }
-
-    // ---- internals --------------------------------------------------------
-    setState(s) {
-      if (this.state === s) return;
-      this.state = s;
-      for (const fn of this.hooks.state) fn(s);
+      const entry = this._rooms.get(room);
+      this._rooms.delete(room);
+      if (this.state !== "open") {
+        if (entry) this._settleWaiters(entry, new WsgwError("cancelled", "left before the join was sent", { room }));
+        return quiet((resolve, reject) =>
+          this.state === "closed" ? reject(new WsgwError("closed", "client closed")) : resolve());
+      }
+      return this._send({ op: "leave", room });
     }
 
+    /** Opens the connection (autoConnect: false, or again after close()). */
     connect() {
-      if (this.state === "closed") return;
-      this.setState(this.attempt ? "reconnecting" : "connecting");
+      if (this.state === "idle" || this.state === "closed") {
+        this._attempt = 0;
+        this._open();
+      }
+      return this;
+    }
+
+    /** Closes for good: no reconnect; pending acks, queued emits and
+     * pending joins are rejected with code "closed"; rooms are forgotten. */
+    close(code, reason) {
+      const ws = this.ws, wasOpen = this.state === "open";
+      clearTimeout(this._timer);
+      clearTimeout(this._connectTimer);
+      this.ws = null;
+      this.id = null;
+      this._setState("closed");
+      if (ws) this._shut(ws, code || 1000, reason || "");
+      const err = new WsgwError("closed", "client closed");
+      this._failPending(err);
+      this._failQueue(err);
+      for (const [room, entry] of this._rooms) this._settleWaiters(entry, new WsgwError("closed", "client closed", { room }));
+      this._rooms.clear();
+      if (wasOpen) this._fire("disconnect", [code || 1000, reason || ""]);
+      return this;
+    }
+
+    // ---- internals ------------------------------------------------------------
+    _setState(s) {
+      if (this.state === s) return;
+      const prev = this.state;
+      this.state = s;
+      this._fire("state", [s, prev]);
+    }
+
+    _open() {
+      this._setState(this._attempt ? "reconnecting" : "connecting");
       let ws;
       try {
         ws = this.opts.protocols ? new this.WS(this.url, this.opts.protocols) : new this.WS(this.url);
       } catch (err) {
-        this.emitError(err);
-        this.scheduleReconnect();
+        this._emitError(err);
+        this._lost(1006, "");
         return;
       }
       this.ws = ws;
-      ws.onmessage = (ev) => this.receive(ev.data);
-      ws.onerror = (ev) => this.emitError(ev && ev.error ? ev.error : new Error("websocket error"));
+      try { ws.binaryType = "arraybuffer"; } catch (e) { /* not settable: Blobs are ignored */ }
+      ws.onmessage = (ev) => { if (this.ws === ws) this._receive(ev.data); };
+      ws.onerror = (ev) => {
+        if (this.ws === ws) this._emitError(ev && ev.error ? ev.error : new WsgwError("transport", "websocket error"));
+      };
       ws.onclose = (ev) => {
         if (this.ws !== ws) return;
-        this.ws = null;
-        const wasOpen = this.state === "open";
-        this.id = null;
-        this.failAll(new WsgwError("disconnected", "connection closed before the ack"));
-        if (wasOpen) for (const fn of this.hooks.disconnect) fn(ev.code, ev.reason);
-        if (this.state !== "closed") this.scheduleReconnect();
+        this._dropped(ev.code, ev.reason);
       };
+      clearTimeout(this._connectTimer);
+      if (this.opts.connectTimeoutMs > 0) {
+        this._connectTimer = setTimeout(() => {
+          if (this.ws !== ws || this.state === "open") return;
+          this._emitError(new WsgwError("connect_timeout", "no welcome within " + this.opts.connectTimeoutMs + " ms"));
+          this._shut(ws, 1000, "");
+          this._dropped(1006, "connect timeout");
+        }, this.opts.connectTimeoutMs);
+      }
     }
 
-    scheduleReconnect() {
-      if (!this.opts.reconnect || this.state === "closed") { this.setState("closed"); return; }
+    /** Detaches and closes a socket without waiting for its close event. */
+    _shut(ws, code, reason) {
+      ws.onmessage = ws.onerror = ws.onclose = null;
+      ws.onerror = noop;      // a close before the handshake ends reports an error
+      try { ws.close(code, reason); } catch (e) { try { ws.close(); } catch (e2) { /* already gone */ } }
+      // Node's `ws` waits up to 30 s for the peer's close frame: do not keep
+      // the process (or a dead peer's socket) alive for it.
+      if (typeof ws.terminate === "function") {
+        const t = setTimeout(() => { try { ws.terminate(); } catch (e) { /* gone */ } }, 1000);
+        if (t && t.unref) t.unref();
+      }
+    }
+
+    /** The socket closed (or was given up) while this client wanted it open. */
+    _dropped(code, reason) {
+      const wasOpen = this.state === "open";
+      this.ws = null;
+      this.id = null;
+      clearTimeout(this._connectTimer);
+      this._failPending(new WsgwError("disconnected", "connection closed before the ack"));
+      if (wasOpen) this._fire("disconnect", [code, reason]);
+      if (this.state !== "closed") this._lost(code, reason);
+    }
+
+    _lost(code, reason) {
       const o = this.opts;
-      const base = Math.min(o.backoffMaxMs, o.backoffMinMs * Math.pow(o.backoffFactor, this.attempt));
-      const delay = base * (1 - o.jitter + Math.random() * 2 * o.jitter);
-      this.attempt++;
-      this.setState("reconnecting");
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.connect(), delay);
-    }
-
-    receive(raw) {
-      if (typeof raw !== "string") {
-        this.emitError(new WsgwError("binary", "binary frame ignored: the envelope protocol is text"));
+      if (!o.reconnect || !o.shouldReconnect(code, reason)) {
+        this._setState("closed");
+        const err = new WsgwError("closed", "connection closed (" + code + (reason ? " " + reason : "") + "), not reconnecting");
+        this._failQueue(err);
+        for (const [room, entry] of this._rooms) this._settleWaiters(entry, new WsgwError("closed", err.message, { room }));
         return;
       }
-      let msg;
-      try { msg = JSON.parse(raw); } catch (e) { this.emitError(e); return; }
-      for (const fn of this.hooks.message) fn(msg);
-      if (msg.op === "welcome") return this.opened(msg.conn);
-      if (msg.op === "ack" || msg.op === "error") return this.settle(msg);
-      if (typeof msg.event === "string") {
-        const list = this.handlers.get(msg.event);
-        if (list) for (const fn of list.slice()) fn(msg.data, msg);
+      const base = Math.min(o.backoffMaxMs, o.backoffMinMs * Math.pow(o.backoffFactor, this._attempt));
+      const delay = Math.max(0, base * (1 - o.jitter + Math.random() * 2 * o.jitter));
+      this._attempt++;
+      this._setState("reconnecting");
+      clearTimeout(this._timer);
+      this._timer = setTimeout(() => { if (this.state === "reconnecting") this._open(); }, delay);
+    }
+
+    _receive(raw) {
+      if (typeof raw !== "string") {
+        raw = this._decodeBinary(raw);
+        if (raw === null) return;
       }
+      let msg;
+      try { msg = JSON.parse(raw); } catch (e) { msg = undefined; }
+      if (!msg || typeof msg !== "object" || Array.isArray(msg)) {
+        this._emitError(new WsgwError("bad_message", "a frame that is not a JSON object was ignored"));
+        return;
+      }
+      this._fire("message", [msg]);
+      if (msg.op === "welcome") {
+        if (typeof msg.conn === "string" && this.state !== "open") this._welcome(msg.conn);
+        return;
+      }
+      if (msg.op === "ack" || msg.op === "error") return this._settle(msg);
+      if (msg.op === undefined && typeof msg.event === "string") {
+        const list = this._handlers.get(msg.event);
+        if (list) for (const fn of list.slice()) this._call(fn, [msg.data, msg]);
+      }
+      // Anything else is a later protocol's business: onMessage saw it.
     }
 
-    opened(id) {
+    _decodeBinary(data) {
+      let bytes = null;
+      if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+      else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      if (this.opts.binary === "decode" && bytes && typeof TextDecoder !== "undefined") {
+        try { return new TextDecoder("utf-8", { fatal: true }).decode(bytes); } catch (e) { /* not UTF-8 */ }
+      }
+      this._emitError(new WsgwError("binary", "binary frame ignored: the envelope protocol is text"));
+      return null;
+    }
+
+    _welcome(id) {
+      clearTimeout(this._connectTimer);
       this.id = id;
-      this.attempt = 0;
-      this.setState("open");
-      // Rejoin first so that queued room emits find their room.
-      for (const room of this.rooms) this.write({ op: "join", room }, null);
-      const queued = this.queue;
-      this.queue = [];
-      for (const q of queued) this.write(q.env, q.ack);
-      for (const fn of this.hooks.connect) fn(id);
+      this._attempt = 0;
+      this._setState("open");
+      // Rejoin first so that queued room emits find their room; the
+      // connection keeps the order of what it is given.
+      for (const [room, entry] of this._rooms) this._joinNow(room, entry);
+      const queued = this._queue;
+      this._queue = [];
+      for (const q of queued) this._write(q.text, q.ack);
+      if (this.state === "open") this._fire("connect", [id]);
     }
 
-    send(env) {
-      return new Promise((resolve, reject) => {
-        const ack = { resolve, reject };
-        if (this.state === "closed") return reject(new WsgwError("closed", "client closed"));
-        if (this.state !== "open") {
-          if (this.queue.length >= this.opts.maxQueue) {
-            const dropped = this.queue.shift();
-            dropped.ack.reject(new WsgwError("queue_full", "dropped: too many emits while disconnected"));
-          }
-          this.queue.push({ env, ack });
-          return;
-        }
-        this.write(env, ack);
+    _joinNow(room, entry) {
+      const text = JSON.stringify({ op: "join", room });
+      this._write(text, {
+        resolve: () => this._settleWaiters(entry, null),
+        reject: (err) => {
+          // Lost with the connection: the next one rejoins and settles it.
+          if (err.code === "disconnected" && this._rooms.get(room) === entry) return;
+          // Refused for good (bad_room, forbidden, too_many_rooms, ...): forget it.
+          const refused = err.code !== "timeout" && err.code !== "disconnected" && err.code !== "closed";
+          if (refused && this._rooms.get(room) === entry) this._rooms.delete(room);
+          err.room = room;
+          if (!entry.waiters.length && err.code !== "closed") this._emitError(err);
+          this._settleWaiters(entry, err);
+        },
       });
     }
 
-    write(env, ack) {
-      if (ack) {
-        const id = this.nextId++;
-        env = Object.assign({}, env, { id });
-        ack.timer = setTimeout(() => {
-          this.pending.delete(id);
-          ack.reject(new WsgwError("timeout", "no ack within " + this.opts.ackTimeoutMs + " ms"));
-        }, this.opts.ackTimeoutMs);
-        this.pending.set(id, ack);
-      }
-      this.ws.send(JSON.stringify(env));
+    _settleWaiters(entry, err) {
+      const waiters = entry.waiters;
+      entry.waiters = [];
+      for (const w of waiters) err ? w.reject(err) : w.resolve();
     }
 
-    settle(msg) {
-      const ack = this.pending.get(msg.id);
+    _send(env) {
+      return quiet((resolve, reject) => {
+        if (this.state === "closed") return reject(new WsgwError("closed", "client closed"));
+        let text;
+        try { text = JSON.stringify(env); } catch (e) {
+          return reject(new WsgwError("bad_data", "data cannot be sent as JSON: " + e.message));
+        }
+        const ack = { resolve, reject };
+        if (this.state === "open") return this._write(text, ack);
+        if (env.op !== "emit") return reject(new WsgwError("internal", "only emits are queued"));
+        if (this.opts.maxQueue <= 0) return reject(new WsgwError("queue_full", "not connected and the queue is off"));
+        if (this._queue.length >= this.opts.maxQueue) {
+          const dropped = this._queue.shift();
+          dropped.ack.reject(new WsgwError("queue_full", "dropped: more than " + this.opts.maxQueue + " emits while disconnected"));
+        }
+        this._queue.push({ text, ack });
+      });
+    }
+
+    /** Sends one envelope (JSON text of an object) with a fresh id. */
+    _write(text, ack) {
+      const id = this._nextId++;
+      const ws = this.ws;
+      if (this.opts.ackTimeoutMs > 0) {
+        ack.timer = setTimeout(() => {
+          if (this._pending.get(id) !== ack) return;
+          this._pending.delete(id);
+          ack.reject(new WsgwError("timeout", "no ack within " + this.opts.ackTimeoutMs + " ms", { id }));
+        }, this.opts.ackTimeoutMs);
+      }
+      this._pending.set(id, ack);
+      try {
+        ws.send(text.slice(0, -1) + ',"id":' + id + "}");
+      } catch (err) {
+        this._pending.delete(id);
+        clearTimeout(ack.timer);
+        ack.reject(new WsgwError("disconnected", "send failed: " + (err && err.message), { id }));
+      }
+    }
+
+    _settle(msg) {
+      const ack = msg.id === undefined ? undefined : this._pending.get(msg.id);
       if (!ack) {
-        if (msg.op === "error") this.emitError(new WsgwError(msg.code, msg.message));
+        // An error that answers no pending envelope (no id, or too late).
+        if (msg.op === "error") this._emitError(new WsgwError(msg.code, msg.message, { id: msg.id }));
         return;
       }
-      this.pending.delete(msg.id);
+      this._pending.delete(msg.id);
       clearTimeout(ack.timer);
       if (msg.op === "ack") ack.resolve();
-      else ack.reject(new WsgwError(msg.code, msg.message));
+      else ack.reject(new WsgwError(String(msg.code), msg.message, { id: msg.id }));
     }
 
-    failAll(err) {
-      for (const ack of this.pending.values()) { clearTimeout(ack.timer); ack.reject(err); }
-      this.pending.clear();
+    _failPending(err) {
+      const pending = Array.from(this._pending.values());
+      this._pending.clear();
+      for (const ack of pending) { clearTimeout(ack.timer); ack.reject(err); }
     }
 
-    emitError(err) {
-      for (const fn of this.hooks.error) fn(err);
+    _failQueue(err) {
+      const queued = this._queue;
+      this._queue = [];
+      for (const q of queued) q.ack.reject(err);
+    }
+
+    _fire(hook, args) {
+      for (const fn of this._hooks[hook].slice()) this._call(fn, args);
+    }
+
+    /** Calls an application callback; what it throws goes to onError. */
+    _call(fn, args) {
+      try { fn.apply(null, args); } catch (err) {
+        if (this._hooks.error.length && !this._inError) this._emitError(err);
+        else if (typeof console !== "undefined") console.error("wsgw: callback threw", err);
+      }
+    }
+
+    _emitError(err) {
+      if (this._inError) return;
+      this._inError = true;
+      try {
+        for (const fn of this._hooks.error.slice()) {
+          try { fn(err); } catch (e) { if (typeof console !== "undefined") console.error("wsgw: onError callback threw", e); }
+        }
+      } finally { this._inError = false; }
     }
   }
 
+  Wsgw.WsgwError = WsgwError;
+  Wsgw.STATES = STATES;
+  Wsgw.DEFAULTS = DEFAULTS;
   return { Wsgw, WsgwError };
 });
