@@ -37,11 +37,12 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/asan/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test unit integration fuzz fuzz-build bench-proto deps clean help
+.PHONY: all run cluster cluster-stop test unit integration fuzz fuzz-build bench-proto deps clean help
 all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN)
 
 help:
 	@echo "make            build everything (-Wall -Wextra -Werror)"
+	@echo "make cluster    Redis + 3 gateways + HAProxy on 127.0.0.1:8080 (make cluster-stop)"
 	@echo "make test       unit tests (normal + ASan/UBSan) and fuzz-corpus replay"
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)"
 	@echo "make bench-proto  parse+unmask+UTF-8 throughput of proto/"
@@ -94,6 +95,12 @@ $(B)/examples-asan/%: examples/%.c $(LIBS_ASAN)
 
 run: deps $(B)/wsgw
 	$(B)/wsgw --listen 0.0.0.0:8080 $(RUN_FLAGS)
+
+# Redis, three gateways and HAProxy on 127.0.0.1 (deploy/local-cluster).
+cluster: deps $(B)/wsgw
+	deploy/local-cluster start $(CLUSTER_FLAGS)
+cluster-stop:
+	deploy/local-cluster stop $(CLUSTER_FLAGS)
 
 # ---- unit tests -----------------------------------------------------------
 $(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS)
@@ -150,7 +157,8 @@ bench-proto: $(B)/bench/bench_proto
 # ---- dependencies -----------------------------------------------------------
 DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev libcjson-dev \
             clang libclang-rt-14-dev redis-server python3-websockets python3-pytest python3-redis \
-            openssl iproute2 procps
+            openssl iproute2 procps \
+            haproxy docker-compose
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
