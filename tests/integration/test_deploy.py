@@ -276,3 +276,18 @@ def test_shell_scripts_pass_shellcheck():
         pytest.skip("shellcheck not installed")
     r = subprocess.run([sc, LOCAL_CLUSTER, HEALTHCHECK], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout
+
+
+# ---- README ------------------------------------------------------------------
+
+def test_readme_deploying_section_names_real_things():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    section = text.split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
+    metrics = set(re.findall(r"`(wsgw_[a-z_]+)", section))
+    known = set(re.findall(r'"(wsgw_[a-z_]+)', open(os.path.join(ROOT, "gateway", "metrics.c")).read()))
+    assert len(metrics) >= 10 and metrics <= known, metrics - known
+    variables = set(re.findall(r"`(WSGW_[A-Z_]+)`", section)) - {"WSGW_BIN", "WSGW_CONFIG"}
+    keys = config_keys()
+    assert variables and {v[5:].lower() for v in variables} <= keys, variables
+    for path in re.findall(r"\]\(((?:deploy/|docker-compose)[^)#]*)\)", section):
+        assert os.path.exists(os.path.join(ROOT, path)), path
