@@ -11,7 +11,7 @@ OPT      ?= -O2 -g
 CFLAGS   := $(CSTD) $(WARN) $(OPT) -Iproto -Igateway -Ibackplane -MMD -MP
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 PROTO_LIBS := -lssl -lcrypto -lz
-GW_LIBS  := -lev -lhiredis -lcjson $(PROTO_LIBS) -lm
+GW_LIBS  := -lev -lhiredis $(PROTO_LIBS) -lm
 
 B := build
 PROTO_SRC := $(wildcard proto/*.c)
@@ -37,12 +37,13 @@ FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/asan/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run test unit integration test-js fuzz fuzz-build bench-proto bench deps clean help
+.PHONY: all run cluster cluster-stop test unit integration test-js fuzz fuzz-build bench-proto bench deps clean help
 all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN) $(B)/bench/loadgen
 
 help:
 	@echo "make            build everything (-Wall -Wextra -Werror)"
 	@echo "make run        the gateway on :8080 serving the demo chat (clients/demo)"
+	@echo "make cluster    Redis + 3 gateways + HAProxy on 127.0.0.1:8080 (make cluster-stop)"
 	@echo "make test       unit tests (normal + ASan/UBSan), fuzz-corpus replay, integration (pytest), Node tests"
 	@echo "make test-js    the Node tests only (clients/js, the demo page in Chromium)"
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)"
@@ -97,6 +98,12 @@ $(B)/examples-asan/%: examples/%.c $(LIBS_ASAN)
 
 run: deps $(B)/wsgw
 	$(B)/wsgw --listen 0.0.0.0:8080 --static-dir clients/demo $(RUN_FLAGS)
+
+# Redis, three gateways and HAProxy on 127.0.0.1 (deploy/local-cluster).
+cluster: deps $(B)/wsgw
+	deploy/local-cluster start $(CLUSTER_FLAGS)
+cluster-stop:
+	deploy/local-cluster stop $(CLUSTER_FLAGS)
 
 # ---- unit tests -----------------------------------------------------------
 $(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS)
@@ -169,9 +176,9 @@ bench: deps $(B)/wsgw $(B)/bench/loadgen
 	tests/bench/run-bench.sh
 
 # ---- dependencies -----------------------------------------------------------
-DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev libcjson-dev \
+DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev \
             clang libclang-rt-14-dev redis-server python3-websockets python3-pytest python3-redis \
-            openssl iproute2 procps chromium
+            openssl iproute2 procps chromium haproxy docker-compose
 # Node and npm count as present when their commands are there too: a Node
 # package from elsewhere (NodeSource's nodejs bundles npm) must not be
 # "completed" with Debian's npm, which depends on Debian's nodejs.

@@ -25,8 +25,17 @@ typedef struct app {
     struct ev_loop *loop;
     wsgw_server_t  *srv;
     int             stopping;
-    ev_signal       sigterm, sigint;
+    ev_signal       sigterm, sigint, sighup;
 } app_t;
+
+/* One process has no master to start a new generation: a reload needs
+ * workers >= 2.  Say so instead of dying of SIGHUP's default action. */
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop; (void)w; (void)revents;
+    wsgw_log(WSGW_LOG_WARN, "reload_ignored",
+             "reason=\"SIGHUP reloads only with workers >= 2 (a master process); restart to apply a new config\"");
+}
 
 static void drained(void *ud)
 {
@@ -66,7 +75,12 @@ static int run_gateway(const wsgw_config_t *cfg, const wsgw_listen_fd_t *fds, si
     app.sigterm.data = app.sigint.data = &app;
     ev_signal_start(app.loop, &app.sigterm);
     ev_signal_start(app.loop, &app.sigint);
-    if (fds) signal(SIGHUP, SIG_IGN);          /* the master handles reloads */
+    if (fds) {
+        signal(SIGHUP, SIG_IGN);                 /* the master handles reloads */
+    } else {
+        ev_signal_init(&app.sighup, on_sighup, SIGHUP);
+        ev_signal_start(app.loop, &app.sighup);
+    }
     wsgw_log(WSGW_LOG_INFO, "started", "pid=%d slot=%d", (int)getpid(), slot);
     ev_run(app.loop, 0);
     wsgw_server_free(app.srv);
