@@ -108,6 +108,16 @@ void bp_publish(bp_t *bp, const char *channel, size_t channel_len,
 void bp_subscribe(bp_t *bp, const char *channel, size_t channel_len);
 void bp_unsubscribe(bp_t *bp, const char *channel, size_t channel_len);
 
+/* A barrier for subscriptions: `cb` is called once, later (never inside
+ * this call), when every bp_subscribe/bp_unsubscribe made before this call
+ * has been confirmed by the server (confirmed = 1), or with confirmed = 0
+ * when that cannot happen now (the subscribe connection is down or was
+ * lost; the subscriptions are restored when it returns) or the backplane is
+ * being freed.  A gateway acknowledges a join only after it, so "joined"
+ * means "will receive the room's messages from every node". */
+typedef void (*bp_sync_cb)(void *ud, int confirmed, void *privdata);
+void bp_sync(bp_t *bp, bp_sync_cb cb, void *privdata);
+
 bp_state_t bp_state(const bp_t *bp);
 void bp_get_stats(const bp_t *bp, bp_stats_t *out);
 const char *bp_state_name(bp_state_t s);   /* "down", "syncing", "up" */

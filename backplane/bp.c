@@ -133,10 +133,82 @@ static void bp_reap_cb(void *arg)
     bp_destroy(bp);
 }
 
+/* ---- bp_sync ------------------------------------------------------------------ */
+
+static void sync_fire(bp_t *bp, bp_sync_waiter_t *w, int confirmed)
+{
+    bp_sync_cb cb = w->cb;
+    void *privdata = w->privdata;
+    ws_xfree(w);
+    bp_enter(bp);
+    cb(bp->cb.ud, confirmed, privdata);
+    bp_leave(bp);
+}
+
+/* Pops waiters from the head while `pred` holds for them. */
+static void sync_fire_while(bp_t *bp, uint64_t upto, int all, int confirmed)
+{
+    while (bp->sync_head && (all || bp->sync_head->target <= upto || bp->sync_head->target == BP_SYNC_NEVER)) {
+        bp_sync_waiter_t *w = bp->sync_head;
+        bp->sync_head = w->next;
+        if (!bp->sync_head) bp->sync_tail = NULL;
+        int ok = all ? confirmed : w->target != BP_SYNC_NEVER;
+        sync_fire(bp, w, ok);
+    }
+}
+
+static void sync_timer_cb(void *arg)
+{
+    bp_t *bp = arg;
+    bp->sync_timer = NULL;
+    /* Waiters that needed no batch (target 0) or could not have one
+     * (BP_SYNC_NEVER) sit at the head: fire them. */
+    while (bp->sync_head && (bp->sync_head->target == 0 || bp->sync_head->target == BP_SYNC_NEVER)) {
+        bp_sync_waiter_t *w = bp->sync_head;
+        bp->sync_head = w->next;
+        if (!bp->sync_head) bp->sync_tail = NULL;
+        sync_fire(bp, w, w->target == 0);
+    }
+}
+
+void bp_sync(bp_t *bp, bp_sync_cb cb, void *privdata)
+{
+    if (!bp || bp->freeing || !cb) return;
+    uint64_t target = bp->vt->sync_target ? bp->vt->sync_target(bp) : 0;
+    bp_sync_waiter_t *w = ws_xcalloc(1, sizeof *w);
+    w->cb = cb;
+    w->privdata = privdata;
+    w->target = target;
+    /* Targets only grow, and immediate ones (0, NEVER) are answered on the
+     * next iteration: they go first so they never wait behind a batch. */
+    if (target == 0 || target == BP_SYNC_NEVER) {
+        w->next = bp->sync_head;
+        bp->sync_head = w;
+        if (!bp->sync_tail) bp->sync_tail = w;
+        if (!bp->sync_timer) bp->sync_timer = bp_timer_start(bp, 0, sync_timer_cb, bp);
+        return;
+    }
+    if (bp->sync_tail) bp->sync_tail->next = w;
+    else bp->sync_head = w;
+    bp->sync_tail = w;
+}
+
+void bp_sync_reached(bp_t *bp, uint64_t seq)
+{
+    sync_fire_while(bp, seq, 0, 1);
+}
+
+void bp_sync_fail_all(bp_t *bp)
+{
+    sync_fire_while(bp, 0, 1, 0);
+}
+
 void bp_free(bp_t *bp)
 {
     if (!bp || bp->freeing) return;
     bp->freeing = 1;
+    bp_timer_stop(bp, &bp->sync_timer);
+    bp_sync_fail_all(bp);
     bp->vt->shutdown(bp);
     if (bp->depth > 0) {
         /* Inside one of our loop callbacks: the caller up the stack (and

@@ -49,7 +49,19 @@ typedef struct bp_vtable {
      * not the subscription set).  Never called inside a loop callback of
      * this bp. */
     void (*destroy)(bp_t *bp);
+    /* bp_sync(): the change batch that must be confirmed, 0 when nothing is
+     * pending, BP_SYNC_NEVER when the connection is down.  NULL: always 0. */
+    uint64_t (*sync_target)(bp_t *bp);
 } bp_vtable_t;
+
+#define BP_SYNC_NEVER UINT64_MAX
+
+typedef struct bp_sync_waiter {
+    bp_sync_cb             cb;
+    void                  *privdata;
+    uint64_t               target;   /* 0: confirmed now; BP_SYNC_NEVER: failed now */
+    struct bp_sync_waiter *next;
+} bp_sync_waiter_t;
 
 struct bp {
     const bp_vtable_t *vt;
@@ -60,7 +72,14 @@ struct bp {
     int                depth;     /* loop callbacks of this bp on the stack */
     int                freeing;   /* bp_free() was called */
     void              *reap;      /* the 0 ms timer that finishes a deferred free */
+    bp_sync_waiter_t  *sync_head, *sync_tail;   /* bp_sync() waiters, targets ascending */
+    void              *sync_timer;              /* fires waiters that need no batch */
 };
+
+/* The implementation confirmed change batch `seq`: waiters up to it fire. */
+void bp_sync_reached(bp_t *bp, uint64_t seq);
+/* Every waiter fires with confirmed = 0 (connection lost, freeing). */
+void bp_sync_fail_all(bp_t *bp);
 
 void bp_init(bp_t *bp, const bp_vtable_t *vt, const bp_callbacks_t *cb, const bp_loop_t *loop);
 

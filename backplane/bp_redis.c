@@ -527,6 +527,7 @@ static void redis_destroy(bp_t *bp)
 static const bp_vtable_t redis_vt = {
     .publish = redis_publish,
     .chan_changed = bp_redis_sub_changed,
+    .sync_target = bp_redis_sync_target,
     .state = redis_state,
     .shutdown = redis_shutdown,
     .destroy = redis_destroy,

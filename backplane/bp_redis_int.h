@@ -71,6 +71,8 @@ struct bp_redis {
     /* subscribe side */
     bp_chan_t    *changes;       /* channels whose refs crossed 0 since the last batch */
     size_t        sub_inflight;  /* (un)subscribe confirmations still expected */
+    uint64_t      batch_sent;    /* change batches sent (bp_sync targets) */
+    uint64_t      batch_done;    /* change batches confirmed */
     int           syncing;       /* the batch on the wire restores the set */
     size_t        restored;      /* channels in that batch */
 
@@ -95,6 +97,7 @@ void bp_redis_sub_changed(bp_t *bp, bp_chan_t *ch);
 void bp_redis_sub_ready(bp_redis_t *r);    /* handshake done: restore the set */
 void bp_redis_sub_lost(bp_redis_t *r);     /* forget what the server had */
 void bp_redis_sub_flush(bp_redis_t *r);    /* send the pending changes as one batch */
+uint64_t bp_redis_sync_target(bp_t *bp);   /* bp_sync(): the batch to wait for */
 bp_state_t bp_redis_sub_state(const bp_redis_t *r);
 
 #endif

@@ -126,8 +126,25 @@ void bp_redis_sub_flush(bp_redis_t *r)
             bp_chan_release(bp, ch);  /* subscribed and unsubscribed again: nothing to send */
         }
     }
+    r->batch_sent++;
     send_list(r, "SUBSCRIBE", subs, nsub, 1);
     send_list(r, "UNSUBSCRIBE", unsubs, nunsub, 0);
+    if (!r->sub_inflight) {
+        /* Nothing went out (every change cancelled itself): the batch is
+         * trivially confirmed, and bp_sync waiters on it must not hang. */
+        r->batch_done = r->batch_sent;
+        bp_sync_reached(bp, r->batch_done);
+    }
+}
+
+/* The batch that carries every change made so far: the one on the wire,
+ * or the next one when changes are queued.  Down: it cannot be confirmed. */
+uint64_t bp_redis_sync_target(bp_t *bp)
+{
+    bp_redis_t *r = (bp_redis_t *)bp;
+    if (r->sub.phase != BP_R_READY) return BP_SYNC_NEVER;
+    if (r->changes) return r->batch_sent + 1;
+    return r->sub_inflight ? r->batch_sent : 0;
 }
 
 void bp_redis_sub_ready(bp_redis_t *r)
@@ -151,6 +168,8 @@ void bp_redis_sub_lost(bp_redis_t *r)
     bp_t *bp = &r->base;
     r->sub_inflight = 0;
     r->syncing = 0;
+    r->batch_done = r->batch_sent;
+    bp_sync_fail_all(bp);                 /* restored on reconnect; not confirmed now */
     bp_chan_t *list = r->changes, *gone = NULL;
     r->changes = NULL;
     while (list) {
@@ -181,6 +200,9 @@ void bp_redis_sub_lost(bp_redis_t *r)
 /* The last confirmation of a batch arrived. */
 static void batch_done(bp_redis_t *r)
 {
+    r->batch_done = r->batch_sent;
+    bp_sync_reached(&r->base, r->batch_done);
+    if (r->base.freeing) return;
     if (r->syncing) {
         r->syncing = 0;
         bp_redis_notify(r);   /* BP_UP if the publish connection is READY too */

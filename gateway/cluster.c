@@ -137,22 +137,54 @@ typedef struct pending_ack {
     wsgw_server_t *s;
     uint8_t        handled;        /* events: an on(event) handler took it */
     uint8_t        is_event;
+    uint8_t        is_welcome;     /* bp_sync: send the welcome, not an ack */
     uint8_t        id_len;
     char           id[ENVELOPE_ID_STRING_MAX + 3];
     char           conn[];         /* NUL-terminated */
 } pending_ack_t;
 
+static pending_ack_t *pending_ack_alloc(wsgw_server_t *s, const wsgw_conn_t *c, json_span_t id)
+{
+    pending_ack_t *a = ws_xcalloc(1, sizeof *a + c->id_len + 1);
+    a->s = s;
+    a->id_len = (uint8_t)id.len;
+    if (id.len) memcpy(a->id, id.p, id.len);
+    memcpy(a->conn, c->id, c->id_len + 1);
+    return a;
+}
+
 static pending_ack_t *pending_ack_new(wsgw_server_t *s, const wsgw_conn_t *c, json_span_t id)
 {
     if (!c || !id.len || id.len > sizeof ((pending_ack_t *)0)->id) return NULL;
-    pending_ack_t *a = ws_xmalloc(sizeof *a + c->id_len + 1);
-    a->s = s;
-    a->handled = 0;
-    a->is_event = 0;
-    a->id_len = (uint8_t)id.len;
-    memcpy(a->id, id.p, id.len);
-    memcpy(a->conn, c->id, c->id_len + 1);
-    return a;
+    return pending_ack_alloc(s, c, id);
+}
+
+/* bp_sync answered: the subscriptions this connection needs are in place
+ * on Redis (or Redis is away: the node is degraded, and they are restored
+ * when it returns), so the welcome or the join's ack can go now. */
+static void synced(void *ud, int confirmed, void *privdata)
+{
+    wsgw_server_t *s = ud;
+    pending_ack_t *a = privdata;
+    (void)confirmed;
+    wsgw_conn_t *c = strmap_get(&s->by_id, a->conn, strlen(a->conn));
+    if (c && c->state == CONN_OPEN) {
+        json_span_t id = { (const uint8_t *)a->id, a->id_len };
+        if (a->is_welcome) protocol_welcome(c);
+        else protocol_ack(c, id);
+    }
+    ws_xfree(a);
+}
+
+int cluster_after_sync(wsgw_conn_t *c, json_span_t ack_id, int welcome)
+{
+    wsgw_server_t *s = c->srv;
+    if (!s->bp_remote) return 0;
+    if (!welcome && (!ack_id.len || ack_id.len > sizeof ((pending_ack_t *)0)->id)) return 0;
+    pending_ack_t *a = pending_ack_alloc(s, c, ack_id);
+    a->is_welcome = (uint8_t)welcome;
+    bp_sync(s->bp, synced, a);
+    return 1;
 }
 
 static void published(void *ud, long receivers, void *privdata)

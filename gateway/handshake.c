@@ -235,7 +235,8 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     c->req = NULL;
     if (c->state != CONN_OPEN) return;      /* disconnected inside on_connection */
     if (c->codec == CODEC_IRIS) protocol_iris_open(c);   /* Iris has no welcome */
-    else if (!c->on_message) protocol_welcome(c);
+    else if (!c->on_message && !cluster_after_sync(c, (json_span_t){ NULL, 0 }, 1))
+        protocol_welcome(c);      /* with Redis: once P:conn:<id> is subscribed */
 
     /* Frames that arrived with the request: feed them, then drop the buffer. */
     ws_buf_t hsbuf = c->hs;

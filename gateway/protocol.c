@@ -89,6 +89,9 @@ static void protocol_join(wsgw_conn_t *c, const envelope_msg_t *m)
         protocol_error(c, m->id, ENVELOPE_E_TOO_MANY_ROOMS, "max_rooms_per_conn reached");
         return;
     }
+    /* A new room here means a new Redis subscription: ack once it is
+     * confirmed, so "joined" means every node's messages will arrive. */
+    if (rc == 1 && cluster_after_sync(c, m->id, 0)) return;
     protocol_ack(c, m->id);
 }
 

@@ -219,6 +219,10 @@ int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target
  * ack if `handled` (an on(event) handler took it), else no_backend. */
 int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled);
 const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down" */
+/* With Redis: sends the welcome (welcome = 1) or the ack for ack_id once
+ * every subscription made so far is confirmed by Redis, and returns 1;
+ * returns 0 when the caller should answer now (no Redis, or no id). */
+int  cluster_after_sync(wsgw_conn_t *c, json_span_t ack_id, int welcome);
 void wsgw_random_id(char *out, size_t cap, size_t bytes);
 
 /* http_routes.c: answers a plain GET (not an upgrade). */

@@ -45,7 +45,9 @@ async def client(gw, *rooms):
 
 
 async def settle():
-    """Lets SUBSCRIBEs made for fresh rooms/connections reach Redis."""
+    """Lets subscription changes that nobody acknowledges reach Redis (a
+    backend's join op, a leave).  A client's join needs none: its ack comes
+    only once the room's subscription is confirmed."""
     await asyncio.sleep(0.15)
 
 
@@ -56,7 +58,7 @@ def test_every_target_across_processes(gateway_factory, redis_server):
         a2 = await client(g1)
         b = await client(g2, "lobby")
         c = await client(g2)
-        await settle()
+        # No sleep: a join's ack means the room's subscription is on Redis.
         # broadcast: everyone but the sender, on both nodes
         await a.send(json.dumps({"op": "emit", "event": "e", "to": "broadcast", "data": 1, "id": 1}))
         assert await recv_json(a) == {"op": "ack", "id": 1}
@@ -98,7 +100,6 @@ def test_order_and_no_duplicates_10000(gateway_factory, redis_server):
         sender = await client(g1, "r")
         local = await client(g1, "r")
         remote = await client(g2, "r")
-        await settle()
         async def send_all():
             for i in range(N):
                 await sender.send('{"op":"emit","event":"n","to":"room:r","data":%d}' % i)
@@ -137,7 +138,6 @@ def test_readme_backend_api_lines(gateway_factory, redis_server):
         a = await client(g1, "lobby")
         b = await client(g2, "lobby")
         c = await client(g2)
-        await settle()
         # 1: to a room, on both nodes
         run_readme_line(redis_server, lines[0], b.conn_id)
         for ws in (a, b):
@@ -217,7 +217,6 @@ def test_bad_backend_payloads_are_counted_not_delivered(gateway_factory, redis_s
     g1, = cluster(gateway_factory, redis_server, 1)
     async def main():
         a = await client(g1, "r")
-        await settle()
         for bad in ("not json", "[1]", '{"data":1}', '{"event":5}', '{"op":"join"}'):
             redis_server.cli("PUBLISH", "wsgw:room:r", bad)
             redis_server.cli("PUBLISH", "wsgw:conn:" + a.conn_id, bad)
@@ -234,7 +233,6 @@ def test_redis_outage_local_delivery_then_recovery(gateway_factory, redis_server
         a = await client(g1, "r")
         a2 = await client(g1, "r")
         b = await client(g2, "r")
-        await settle()
         redis_server.kill()
         await asyncio.sleep(0.3)
         h = json.loads(g1.get("/healthz")[2])
@@ -277,7 +275,6 @@ def test_redis_password_and_unix_socket(gateway_factory, tmp_path):
             async def main():
                 a = await client(g1, "r")
                 b = await client(g2, "r")
-                await settle()
                 await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:r", "data": 1}))
                 assert (await recv_json(b))["data"] == 1
             run(main())

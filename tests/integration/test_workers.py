@@ -39,8 +39,7 @@ async def connect_many(gw, n, room="r"):
         await ws.send(json.dumps({"op": "join", "room": room, "id": 1}))
         assert await recv_json(ws) == {"op": "ack", "id": 1}
         clients.append(ws)
-    await asyncio.sleep(0.2)                 # subscriptions reach Redis
-    return clients
+    return clients                           # acked joins: subscriptions are on Redis
 
 
 def lifecycle_nodes(redis_server, seconds):

@@ -998,6 +998,81 @@ static void test_redis_free_in_callbacks(void)
     CHECK_INT(reentered, 0);
 }
 
+/* bp_sync: the barrier a gateway waits on before acking a join. */
+typedef struct syncres {
+    int  n, confirmed;
+    long numsub_at_cb;           /* the server's NUMSUB when the callback ran */
+    srv_t *srv;
+    const char *ch;
+} syncres_t;
+
+static void sync_cb(void *ud, int confirmed, void *privdata)
+{
+    (void)ud;
+    syncres_t *r = privdata;
+    r->n++;
+    r->confirmed = confirmed;
+    if (r->srv) r->numsub_at_cb = (long)srv_numsub(r->srv, r->ch);
+}
+
+static void test_sync_barrier(void)
+{
+    /* Local: always confirmed, on a later iteration. */
+    peer_t *l = peer_local();
+    syncres_t lr = {0};
+    CALL(bp_sync(l->bp, sync_cb, &lr));
+    CHECK_INT(lr.n, 0);                        /* never inside the call */
+    WAIT_FOR(lr.n == 1, 1000);
+    CHECK_INT(lr.confirmed, 1);
+
+    srv_t *s = srv_up();
+    CHECK(s);
+    bp_redis_config_t cfg = cfg_for(s);
+    peer_t *a = peer_redis(&cfg);
+    /* Down (not connected yet): answered at once, not confirmed. */
+    syncres_t down = {0};
+    CALL(bp_sync(a->bp, sync_cb, &down));
+    WAIT_FOR(down.n == 1, 1000);
+    CHECK_INT(down.n, 1);
+    CHECK_INT(down.confirmed, 0);
+    WAIT_FOR(a->state == BP_UP, 3000);
+    /* Up: a subscribe, then the barrier: when it fires, Redis has it. */
+    syncres_t r1 = { .srv = s, .ch = "sync-room" };
+    sub(a, "sync-room");
+    CALL(bp_sync(a->bp, sync_cb, &r1));
+    WAIT_FOR(r1.n == 1, 2000);
+    CHECK_INT(r1.n, 1);
+    CHECK_INT(r1.confirmed, 1);
+    CHECK_INT(r1.numsub_at_cb, 1);
+    /* Nothing pending: confirmed on the next iteration. */
+    syncres_t r2 = {0};
+    CALL(bp_sync(a->bp, sync_cb, &r2));
+    WAIT_FOR(r2.n == 1, 1000);
+    CHECK_INT(r2.confirmed, 1);
+    /* A subscribe cancelled before the flush: the barrier does not hang. */
+    syncres_t r3 = {0};
+    sub(a, "gone");
+    unsub(a, "gone");
+    CALL(bp_sync(a->bp, sync_cb, &r3));
+    WAIT_FOR(r3.n == 1, 1000);
+    CHECK_INT(r3.confirmed, 1);
+    /* Lost while waiting: answered with 0. */
+    syncres_t r4 = {0};
+    sub(a, "lost-room");
+    CALL(bp_sync(a->bp, sync_cb, &r4));
+    srv_kill(s);
+    WAIT_FOR(r4.n == 1, 3000);
+    CHECK_INT(r4.n, 1);
+    /* Freed with a waiter pending: answered before bp_free returns. */
+    peer_t *b = peer_local();
+    syncres_t r5 = {0};
+    CALL(bp_sync(b->bp, sync_cb, &r5));
+    CALL(bp_free(b->bp));
+    b->bp = NULL;
+    CHECK_INT(r5.n, 1);
+    CHECK_INT(r5.confirmed, 0);
+}
+
 #define RUN_BP(fn) do { RUN(fn); cleanup(); } while (0)
 
 int main(void)
@@ -1009,6 +1084,7 @@ int main(void)
     ev_timer_start(L, &tick);
 
     RUN_BP(test_local_delivery_order);
+    RUN_BP(test_sync_barrier);
     RUN_BP(test_local_not_reentrant);
     RUN_BP(test_local_refcounts);
     RUN_BP(test_local_free_pending_and_in_callback);
