@@ -237,6 +237,11 @@ int cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled)
     };
     ws_buf_t payload = {0};
     payload_delivery(s, &d, &payload);
+    if (c->user) {                                /* the authenticated user, for backends */
+        payload.len--;                            /* over the closing brace */
+        put_member(&payload, "user", c->user, strlen(c->user));
+        put_lit(&payload, "}");
+    }
     char ch[CHANNEL_MAX];
     size_t chlen = channel(s, ch, "events", NULL, 0);
     pending_ack_t *a = pending_ack_new(s, c, m->id);
@@ -269,6 +274,7 @@ void cluster_conn_opened(wsgw_conn_t *c)
     put_member(&b, "conn", c->id, c->id_len);
     put_member(&b, "node", s->node_id, s->node_id_len);
     put_member(&b, "remote", c->peer_str, strlen(c->peer_str));
+    if (c->user) put_member(&b, "user", c->user, strlen(c->user));
     put_lit(&b, ",\"headers\":{");
     int first = 1;
     for (size_t i = 0; c->req && i < s->cfg->lifecycle_headers.n; i++) {

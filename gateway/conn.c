@@ -405,6 +405,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
 
 void conn_free(wsgw_conn_t *c)
 {
+    auth_conn_free(c);
     for (uint16_t i = 0; i < c->n_handlers; i++) ws_xfree(c->handlers[i].event);
     ws_xfree(c->handlers);
     ws_xfree(c->id);
@@ -586,6 +587,7 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
         conn_close_now(c, WS_CLOSE_ABNORMAL);
         return;
     }
+    if (auth_expired(c, now)) return;
     if (cfg->read_timeout_ms && now - c->last_read_ms >= cfg->read_timeout_ms) {
         s->metrics.closes[CLOSE_READ_TIMEOUT]++;
         conn_fail(c, WS_CLOSE_GOING_AWAY, "read timeout");

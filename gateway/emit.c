@@ -347,6 +347,7 @@ void wsgw_on_disconnect(wsgw_conn_t *c, wsgw_disconnect_cb cb, void *ud) { c->on
 void wsgw_on_error(wsgw_conn_t *c, wsgw_error_cb cb, void *ud) { c->on_error = cb; c->on_error_ud = ud; }
 const char *wsgw_conn_id(const wsgw_conn_t *c) { return c->id; }
 const char *wsgw_conn_remote_addr(const wsgw_conn_t *c) { return c->peer_str; }
+const char *wsgw_conn_user(const wsgw_conn_t *c) { return c->user; }
 const char *wsgw_conn_subprotocol(const wsgw_conn_t *c) { return c->subprotocol; }
 void  wsgw_conn_set_data(wsgw_conn_t *c, void *data) { c->user_data = data; }
 void *wsgw_conn_data(const wsgw_conn_t *c) { return c->user_data; }

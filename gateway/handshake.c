@@ -179,6 +179,10 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
         handshake_refuse(c, 403, "origin not allowed", HS_FAIL_ORIGIN);
         return;
     }
+    if (auth_handshake(c, req) != 0) {            /* 401 already queued */
+        c->req = NULL;
+        return;
+    }
     char id[128];
     size_t id_len;
     if (s->id_gen) id_len = s->id_gen(c, id, sizeof id, s->id_gen_ud);
@@ -196,6 +200,13 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     int proto = ws_handshake_select_subprotocol(req, (const char *const *)cfg->subprotocols.v,
                                                 cfg->subprotocols.n);
     c->subprotocol = proto >= 0 ? cfg->subprotocols.v[proto] : NULL;
+    if (!c->subprotocol && c->token_in_protocol) {
+        /* A browser that offered protocols fails the handshake unless one
+         * is selected, and the bearer entry must not be echoed: the
+         * convention is to offer "wsgw" beside it, which is selected. */
+        static const char *const wsgw_proto[] = { "wsgw" };
+        if (ws_handshake_select_subprotocol(req, wsgw_proto, 1) == 0) c->subprotocol = (char *)"wsgw";
+    }
     negotiate_compression(c, req);
     char ext[160];
     if (c->pmd && ws_pmd_format_response(&c->pmd_params, ext, sizeof ext) < 0) c->pmd = 0;

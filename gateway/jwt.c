@@ -628,11 +628,16 @@ int jwt_verify(const jwt_keys_t *k, const char *token, size_t len, const jwt_pol
 
 int jwt_claims_allows_room(const jwt_claims_t *c, const char *room)
 {
+    return jwt_rooms_allow(c->rooms, room);
+}
+
+int jwt_rooms_allow(json_span_t rooms, const char *room)
+{
     arr_iter_t it;
     json_span_t raw;
     char pat[JWT_ROOM_PATTERN_MAX + 1];
-    if (!c->rooms.len) return 1;
-    arr_begin(&it, c->rooms);
+    if (!rooms.len) return 1;
+    arr_begin(&it, rooms);
     while (arr_next_str(&it, &raw) > 0) {
         size_t n = json_str_unescape(raw.p, raw.len, (uint8_t *)pat, JWT_ROOM_PATTERN_MAX);
         if (n == SIZE_MAX) continue;  /* jwt_verify() refused those */

@@ -176,6 +176,9 @@ int jwt_verify(const jwt_keys_t *k, const char *token, size_t len, const jwt_pol
  * the configured join patterns do).  0 otherwise — also for an empty array.
  * `c` must hold the result of a successful jwt_verify(). */
 int jwt_claims_allows_room(const jwt_claims_t *c, const char *room);
+/* The same check on a copy of the `rooms` claim's raw JSON array (what a
+ * connection keeps instead of the whole claims struct); len 0 = no claim. */
+int jwt_rooms_allow(json_span_t rooms, const char *room);
 
 /* 1 when the user may emit to a target of `kind` ("broadcast", "all",
  * "room" or "conn"): there is no `emit` claim, or it lists `kind`.  0

@@ -12,7 +12,7 @@ static const char *const hs_fail_names[HS_FAIL_COUNT] = {
 
 static const char *const close_reason_names[CLOSE_REASON_COUNT] = {
     "peer", "server", "protocol_error", "slow_consumer", "ping_timeout",
-    "read_timeout", "write_timeout", "abnormal", "shutdown", "error_rate",
+    "read_timeout", "write_timeout", "abnormal", "shutdown", "error_rate", "token_expired",
 };
 
 const char *wsgw_hs_fail_name(wsgw_hs_fail_t f) { return hs_fail_names[f]; }

@@ -39,6 +39,7 @@ typedef enum wsgw_close_reason {
     CLOSE_ABNORMAL,           /* socket ended without a close frame */
     CLOSE_SHUTDOWN,
     CLOSE_ERROR_RATE,         /* too many bad envelopes: 1008 */
+    CLOSE_TOKEN_EXPIRED,      /* the token's exp passed: 4001 */
     CLOSE_REASON_COUNT
 } wsgw_close_reason_t;
 

@@ -79,7 +79,9 @@ static int room_permitted(const wsgw_config_t *cfg, const uint8_t *room, size_t 
 static void protocol_join(wsgw_conn_t *c, const envelope_msg_t *m)
 {
     const wsgw_config_t *cfg = c->srv->cfg;
-    if (!room_permitted(cfg, m->room.p, m->room.len)) {
+    char room[256];
+    snprintf(room, sizeof room, "%.*s", (int)m->room.len, (const char *)m->room.p);
+    if (!room_permitted(cfg, m->room.p, m->room.len) || !auth_may_join(c, room)) {
         protocol_error(c, m->id, ENVELOPE_E_FORBIDDEN, "joining this room is not allowed");
         return;
     }
@@ -140,7 +142,7 @@ static void protocol_emit(wsgw_conn_t *c, const envelope_msg_t *m)
     case ENVELOPE_TO_ROOM:      kind = WSGW_TO_ROOM;      need = WSGW_EMIT_ROOM;      break;
     default:                    kind = WSGW_TO_CONN;      need = WSGW_EMIT_CONN;      break;
     }
-    if (!(cfg->emit_targets & need)) {
+    if (!(cfg->emit_targets & need & c->claim_emit)) {
         protocol_error(c, m->id, ENVELOPE_E_FORBIDDEN, "this target is not allowed for clients");
         return;
     }
@@ -171,6 +173,7 @@ void protocol_on_text(wsgw_conn_t *c, const uint8_t *data, size_t len)
     case ENVELOPE_OP_JOIN:  protocol_join(c, &m);  break;
     case ENVELOPE_OP_LEAVE: protocol_leave(c, &m); break;
     case ENVELOPE_OP_EMIT:  protocol_emit(c, &m);  break;
+    case ENVELOPE_OP_AUTH:  auth_refresh(c, &m);   break;
     default: protocol_error(c, m.id, ENVELOPE_E_UNKNOWN_OP, "unknown op"); break;
     }
 }

@@ -259,7 +259,8 @@ static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
     if (cfg->enable_compression) {
         s->inflater = ws_inflater_new(15);
     }
-    if (server_iris_init(s, err, errlen) != 0 || cluster_init(s, err, errlen) != 0) {
+    if (server_iris_init(s, err, errlen) != 0 || auth_init(s, err, errlen) != 0 ||
+        cluster_init(s, err, errlen) != 0) {
         wsgw_server_free(s);
         return NULL;
     }
@@ -379,6 +380,7 @@ void wsgw_server_free(wsgw_server_t *s)
     if (ev_is_active(&s->sweep_w)) ev_timer_stop(s->loop, &s->sweep_w);
     if (ev_is_active(&s->drain_w)) ev_timer_stop(s->loop, &s->drain_w);
     cluster_free(s);
+    auth_free(s);
     rooms_free(&s->rooms);
     strmap_free(&s->by_id);
     ip_table_free(&s->ips);

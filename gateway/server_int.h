@@ -14,6 +14,7 @@
 #include "backplane.h"
 #include "config.h"
 #include "envelope.h"
+#include "jwt.h"
 #include "metrics.h"
 #include "outq.h"
 #include "ratelimit.h"
@@ -65,6 +66,7 @@ struct wsgw_conn {
     uint8_t        pmd;            /* permessage-deflate negotiated */
     uint8_t        codec;          /* CODEC_ENVELOPE or CODEC_IRIS */
     uint8_t        upgraded;       /* counted in n_open (else in n_handshaking) */
+    uint8_t        token_in_protocol; /* the token came as a "bearer." subprotocol entry */
     uint8_t        tls_read_wants_write; /* SSL_read needs the socket writable */
     uint8_t        tls_write_wants_read; /* SSL_write needs the socket readable */
     uint16_t       close_code;     /* code reported to on_disconnect */
@@ -93,6 +95,11 @@ struct wsgw_conn {
     tbucket_t      msg_bucket;     /* rate_messages */
     tbucket_t      byte_bucket;    /* rate_bytes */
     ip_entry_t    *ip;             /* per-address counters, when those limits are on */
+    char          *user;           /* the token's sub, or NULL (anonymous) */
+    uint64_t       token_exp_s;    /* the token's exp, 0 = none */
+    uint8_t       *claim_rooms;    /* copy of the token's rooms claim (JSON array), or NULL */
+    size_t         claim_rooms_len;
+    unsigned       claim_emit;     /* WSGW_EMIT_* the token allows (all without a claim) */
 
     conn_handler_t *handlers;
     uint16_t        n_handlers;
@@ -163,6 +170,10 @@ struct wsgw_server {
     wsgw_target_kind_t   iris_kind;  /* iris_emit_to, parsed; SELF means "backend" */
     const char          *iris_name;  /* room name for WSGW_TO_ROOM */
     ws_buf_t             iris_js;    /* iris_client_js, loaded at start */
+
+    int                  auth_on;    /* a key is configured: tokens are checked */
+    jwt_keys_t           jwt_keys;
+    jwt_policy_t         jwt_policy;
 };
 
 uint64_t wsgw_now_ms(const wsgw_server_t *s);
@@ -224,6 +235,15 @@ const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "sync
  * returns 0 when the caller should answer now (no Redis, or no id). */
 int  cluster_after_sync(wsgw_conn_t *c, json_span_t ack_id, int welcome);
 void wsgw_random_id(char *out, size_t cap, size_t bytes);
+
+/* auth.c */
+int  auth_init(wsgw_server_t *s, char *err, size_t errlen);
+void auth_free(wsgw_server_t *s);
+int  auth_handshake(wsgw_conn_t *c, const ws_http_request_t *req);   /* -1: refused (401 sent) */
+void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m);
+int  auth_may_join(const wsgw_conn_t *c, const char *room);
+int  auth_expired(wsgw_conn_t *c, uint64_t now_ms);                  /* 1: closing it */
+void auth_conn_free(wsgw_conn_t *c);
 
 /* http_routes.c: answers a plain GET (not an upgrade). */
 void http_route(wsgw_conn_t *c, const ws_http_request_t *req);

@@ -161,6 +161,8 @@ const char *wsgw_conn_remote_addr(const wsgw_conn_t *c);
  * Only valid inside the IDGenerator, CheckOrigin and on_connection
  * callbacks: the request is not kept afterwards (memory per connection). */
 const char *wsgw_conn_header(const wsgw_conn_t *c, const char *name);
+/* The authenticated user (the token's sub), or NULL when anonymous. */
+const char *wsgw_conn_user(const wsgw_conn_t *c);
 /* The subprotocol chosen in the handshake, or NULL. */
 const char *wsgw_conn_subprotocol(const wsgw_conn_t *c);
 void  wsgw_conn_set_data(wsgw_conn_t *c, void *data);

@@ -506,6 +506,8 @@ int ws_http_error_response(char *out, size_t cap, int status, const char *body)
     /* RFC 9110 §15.5.6 and §15.5.22: a 405 says what is allowed and a 426
      * which protocol to upgrade to; RFC 6455 §4.4 adds the version we speak. */
     if (status == 405) put_header(&o, "Allow", "GET");
+    /* RFC 6750 §3: a refused bearer token names its scheme. */
+    if (status == 401) put_header(&o, "WWW-Authenticate", "Bearer realm=\"wsgw\"");
     if (status == 426) {
         put_header(&o, "Upgrade", "websocket");
         put_header(&o, "Sec-WebSocket-Version", "13");

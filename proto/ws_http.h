@@ -113,7 +113,7 @@ int ws_handshake_response(char *out, size_t cap, const char *key, size_t key_len
 
 /* Writes a complete HTTP/1.1 response with `Connection: close`, a
  * text/plain body `body` (a short line saying why, newline added) and, for
- * 426, `Sec-WebSocket-Version: 13`.  Returns its length or WS_E_NOSPACE. */
+ * 426, `Sec-WebSocket-Version: 13`; for 401, `WWW-Authenticate: Bearer`.  Returns its length or WS_E_NOSPACE. */
 int ws_http_error_response(char *out, size_t cap, int status, const char *body);
 
 /* Writes a complete HTTP/1.1 response head for a plain GET: status line,
