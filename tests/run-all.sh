@@ -2,7 +2,7 @@
 # make test: unit binaries (and corpus replays) via run-unit.sh, then the
 # integration suite with pytest, then the Node tests (node --test); prints
 # one closing line that adds them all up:
-#   "# all tests: N passed, M failed"
+#   "total: N passed, M failed"  (one word and a colon before it: the form CI reads)
 # Usage: run-all.sh UNIT_CMD... -- PYTEST_ARGS... [--node NODE_TEST_FILE...]
 # NODE_TEST_FLAGS in the environment is added to `node --test`.
 set -u
@@ -62,5 +62,5 @@ if [ "$node_mode" = 1 ]; then
     if [ "$rc" -ne 0 ] && [ "$nf" -eq 0 ]; then nf=1; fi
     rm -f "$nlog"
 fi
-echo "# all tests: $((up + ip + np)) passed, $((uf + if_ + nf)) failed"
+echo "total: $((up + ip + np)) passed, $((uf + if_ + nf)) failed"
 [ $((uf + if_ + nf)) -eq 0 ]
