@@ -12,6 +12,9 @@
 #               FAN_WINDOW) for throughput, then paced at FAN_RATE msgs/s
 #               for latency below saturation
 #   echo        ECHO_CONNS connections, one message in flight each
+#   cross       the fanout again with --workers 2 and a redis-server the
+#               script starts: subscribers on both workers, the publisher on
+#               one, so half the deliveries cross Redis (CROSS=0 skips it)
 # The last four run REPEAT times (default 3) and the median run is shown
 # with the spread.  Prints a table; exits 1 if any scenario failed.  Logs and the generator's
 # full output are kept in build/bench/results/.  Sizes can be overridden
@@ -74,12 +77,13 @@ free_port() {
 GW_PID=
 GW_PORT=
 GW_LOG=
+GW_EXTRA=()    # more gateway flags for a scenario (the cross-process one)
 start_gw() {   # start_gw NAME
     GW_PORT=$(free_port)
     GW_LOG="$OUT/wsgw-$1.log"
     "${SRV_PIN[@]}" "$WSGW" --listen "127.0.0.1:$GW_PORT" --max-connections 20000 \
         --max-pending-handshakes 20000 --log-level warn --drain-timeout 2s \
-        --rate-messages 0 --rate-bytes 0 >"$GW_LOG" 2>&1 &
+        --rate-messages 0 --rate-bytes 0 "${GW_EXTRA[@]}" >"$GW_LOG" 2>&1 &
     GW_PID=$!
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; then return 0; fi
@@ -211,6 +215,29 @@ measure "fanout $FAN_SUBS subs, $FAN_RATE msg/s" p50_us "deliv/s" fanout-paced \
     fanout --subscribers "$FAN_SUBS" --messages $((FAN_RATE * FAN_RATE_SECS)) --rate "$FAN_RATE" --window 1000
 measure "echo, $ECHO_CONNS conns" per_s "rt/s" echo \
     echo --conns "$ECHO_CONNS" --messages "$ECHO_MSGS"
+
+# ---- across processes: 2 workers sharing a room through Redis ---------------------
+# The subscribers land on both workers (SO_REUSEPORT), the publisher on one
+# of them: every delivery to the other worker's half crosses Redis.  The
+# server CPU column counts the master only (the workers are its children).
+if [ "${CROSS:-1}" = 1 ] && command -v redis-server >/dev/null 2>&1; then
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break
+        sleep 0.05
+    done
+    GW_EXTRA=(--workers 2 --redis-url "redis://127.0.0.1:$REDIS_PORT")
+    measure "fanout $FAN_SUBS subs, 2 workers+Redis" deliveries_per_s "deliv/s" cross \
+        fanout --subscribers "$FAN_SUBS" --messages "$FAN_MSGS" --window "$FAN_WINDOW"
+    measure "fanout $FAN_SUBS subs, 2 workers, $FAN_RATE/s" p50_us "deliv/s" cross-paced \
+        fanout --subscribers "$FAN_SUBS" --messages $((FAN_RATE * FAN_RATE_SECS)) --rate "$FAN_RATE" --window 1000
+    GW_EXTRA=()
+    kill "$REDIS_PID" 2>/dev/null
+    wait "$REDIS_PID" 2>/dev/null
+fi
 
 # ---- table -------------------------------------------------------------------------------
 echo
