@@ -273,7 +273,7 @@ void cluster_conn_opened(wsgw_conn_t *c)
     put_lit(&b, "{\"op\":\"connect\"");
     put_member(&b, "conn", c->id, c->id_len);
     put_member(&b, "node", s->node_id, s->node_id_len);
-    put_member(&b, "remote", c->peer_str, strlen(c->peer_str));
+    put_member(&b, "remote", conn_peer(c), strlen(conn_peer(c)));
     if (c->user) put_member(&b, "user", c->user, strlen(c->user));
     put_lit(&b, ",\"headers\":{");
     int first = 1;

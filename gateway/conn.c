@@ -39,23 +39,41 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_after_drain(wsgw_conn_t *c);
 static void conn_check_address(wsgw_conn_t *c, uint64_t now);
 
-static void conn_format_peer(wsgw_conn_t *c)
+conn_app_t *conn_app(wsgw_conn_t *c)
 {
+    if (!c->app) c->app = ws_xcalloc(1, sizeof *c->app);
+    return c->app;
+}
+
+void conn_report_error(wsgw_conn_t *c, const char *why)
+{
+    if (c->app && c->app->on_error) c->app->on_error(c, why, c->app->on_error_ud);
+}
+
+void conn_hs_free(wsgw_conn_t *c)
+{
+    if (!c->hs) return;
+    ws_buf_free(&c->hs->buf);
+    ws_xfree(c->hs);
+    c->hs = NULL;
+}
+
+const char *conn_peer(const wsgw_conn_t *c)
+{
+    static char bufs[4][56];
+    static unsigned next;
+    char *out = bufs[next++ & 3];
     char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (c->peer.ss_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&c->peer;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        port = ntohs(a->sin_port);
-        snprintf(c->peer_str, sizeof c->peer_str, "%s:%d", host, port);
-    } else if (c->peer.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&c->peer;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        port = ntohs(a->sin6_port);
-        snprintf(c->peer_str, sizeof c->peer_str, "[%s]:%d", host, port);
+    if (c->peer.family == AF_INET) {
+        inet_ntop(AF_INET, &c->peer.v4.sin_addr, host, sizeof host);
+        snprintf(out, 56, "%s:%d", host, ntohs(c->peer.v4.sin_port));
+    } else if (c->peer.family == AF_INET6) {
+        inet_ntop(AF_INET6, &c->peer.v6.sin6_addr, host, sizeof host);
+        snprintf(out, 56, "[%s]:%d", host, ntohs(c->peer.v6.sin6_port));
     } else {
-        snprintf(c->peer_str, sizeof c->peer_str, "unix");
+        snprintf(out, 56, "unix");
     }
+    return out;
 }
 
 void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, int tls)
@@ -76,15 +94,16 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     c->srv = s;
     c->fd = fd;
     c->ssl = ssl;
-    c->peer = *peer;
-    conn_format_peer(c);
+    memcpy(&c->peer, peer, peer->ss_family == AF_INET6 ? sizeof c->peer.v6
+                           : peer->ss_family == AF_INET ? sizeof c->peer.v4 : sizeof c->peer.family);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     uint64_t now = wsgw_now_ms(s);
     c->state = CONN_HANDSHAKE;
     c->last_read_ms = now;
     c->deadline_ms = s->cfg->handshake_timeout_ms ? now + s->cfg->handshake_timeout_ms : 0;
-    ws_http_parser_init(&c->hs_parser);
+    c->hs = ws_xcalloc(1, sizeof *c->hs);
+    ws_http_parser_init(&c->hs->parser);
     ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
     ev_io_start(s->loop, &c->io);
     c->next = s->conns;
@@ -102,7 +121,7 @@ static void conn_check_address(wsgw_conn_t *c, uint64_t now)
     wsgw_server_t *s = c->srv;
     const wsgw_config_t *cfg = s->cfg;
     if (!cfg->max_conns_per_ip && !cfg->conn_rate_per_ip) return;
-    ip_entry_t *e = ip_table_get(&s->ips, &c->peer);
+    ip_entry_t *e = ip_table_get(&s->ips, (const struct sockaddr *)&c->peer);
     if (cfg->max_conns_per_ip && e->conns >= (uint32_t)cfg->max_conns_per_ip) {
         handshake_refuse(c, 429, "too many connections from your address", HS_FAIL_IP_CONNS);
         return;
@@ -126,7 +145,7 @@ static ssize_t conn_tls_error(wsgw_conn_t *c, const char *op, int ssl_err)
     tls_last_error(why, sizeof why);
     if (!SSL_is_init_finished(c->ssl)) c->srv->metrics.handshake_failures[HS_FAIL_TLS]++;
     wsgw_log(WSGW_LOG_INFO, "tls_error", "remote=%s op=%s ssl_error=%d err=\"%s\"",
-             c->peer_str, op, ssl_err, why[0] ? why : strerror(errno));
+             conn_peer(c), op, ssl_err, why[0] ? why : strerror(errno));
     return IO_ERROR;
 }
 
@@ -250,7 +269,7 @@ void conn_queue_block(wsgw_conn_t *c, wsgw_block_t *b)
         size_t dropped = outq_drop_unstarted(&c->outq);
         s->metrics.dropped_bytes += dropped;
         wsgw_log(WSGW_LOG_WARN, "slow_consumer", "id=%s remote=%s queued=%zu limit=%llu dropped_bytes=%zu",
-                 c->id, c->peer_str, c->outq.bytes + dropped + b->len,
+                 c->id, conn_peer(c), c->outq.bytes + dropped + b->len,
                  (unsigned long long)s->cfg->max_queued_bytes, dropped);
         s->metrics.closes[CLOSE_SLOW_CONSUMER]++;
         conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "slow consumer");
@@ -273,7 +292,7 @@ void conn_flush(wsgw_conn_t *c)
         if (n == IO_AGAIN) break;
         if (n < 0) {
             wsgw_log(WSGW_LOG_DEBUG, "write_error", "id=%s remote=%s err=\"%s\"",
-                     c->id ? c->id : "-", c->peer_str, strerror(errno));
+                     c->id ? c->id : "-", conn_peer(c), strerror(errno));
             if (c->opened) s->metrics.closes[CLOSE_ABNORMAL]++;
             conn_close_now(c, WS_CLOSE_ABNORMAL);
             return;
@@ -356,7 +375,7 @@ void conn_fail(wsgw_conn_t *c, uint16_t code, const char *reason)
     c->deadline_ms = wsgw_now_ms(c->srv) + CONN_LINGER_MS +
                      (c->srv->cfg->write_timeout_ms ? c->srv->cfg->write_timeout_ms : 5000);
     wsgw_log(code == WS_CLOSE_NORMAL || code == WS_CLOSE_GOING_AWAY ? WSGW_LOG_DEBUG : WSGW_LOG_INFO,
-             "close_sent", "id=%s remote=%s code=%u reason=\"%s\"", c->id, c->peer_str,
+             "close_sent", "id=%s remote=%s code=%u reason=\"%s\"", c->id, conn_peer(c),
              (unsigned)code, reason ? reason : "");
 }
 
@@ -379,11 +398,12 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
     c->fd = -1;
     if (was_open) {
         c->opened = 0;
-        if (c->on_disconnect) c->on_disconnect(c, c->close_code, c->on_disconnect_ud);
+        if (c->app && c->app->on_disconnect)
+            c->app->on_disconnect(c, c->close_code, c->app->on_disconnect_ud);
         rooms_leave_all(&s->rooms, &c->member);
         strmap_del(&s->by_id, c->id, c->id_len);
         cluster_conn_closed(c);
-        wsgw_log(WSGW_LOG_DEBUG, "conn_closed", "id=%s remote=%s code=%u", c->id, c->peer_str,
+        wsgw_log(WSGW_LOG_DEBUG, "conn_closed", "id=%s remote=%s code=%u", c->id, conn_peer(c),
                  (unsigned)c->close_code);
     }
     if (c->ip) {
@@ -392,7 +412,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
     }
     outq_clear(&c->outq);
     ws_reader_free(&c->reader);
-    ws_buf_free(&c->hs);
+    conn_hs_free(c);
     /* Unlink from the live list now; free after this loop iteration. */
     if (c->prev) c->prev->next = c->next;
     else s->conns = c->next;
@@ -406,8 +426,11 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
 void conn_free(wsgw_conn_t *c)
 {
     auth_conn_free(c);
-    for (uint16_t i = 0; i < c->n_handlers; i++) ws_xfree(c->handlers[i].event);
-    ws_xfree(c->handlers);
+    if (c->app) {
+        for (uint16_t i = 0; i < c->app->n_handlers; i++) ws_xfree(c->app->handlers[i].event);
+        ws_xfree(c->app->handlers);
+        ws_xfree(c->app);
+    }
     ws_xfree(c->id);
     ws_xfree(c);
 }
@@ -426,8 +449,8 @@ static int conn_within_rate(wsgw_conn_t *c, size_t len)
         tbucket_take(&c->byte_bucket, (double)cfg->rate_bytes, (double)cfg->rate_bytes_burst, now, (double)len))
         return 1;
     s->metrics.rate_limited++;
-    if (c->on_message || c->codec == CODEC_IRIS) {
-        if (c->on_error) c->on_error(c, "rate limited", c->on_error_ud);
+    if (conn_native(c) || c->codec == CODEC_IRIS) {
+        conn_report_error(c, "rate limited");
     } else {
         json_span_t none = { NULL, 0 };
         protocol_error(c, none, ENVELOPE_E_RATE_LIMITED, "message rate over the limit: message dropped");
@@ -444,8 +467,8 @@ static void conn_on_message(wsgw_conn_t *c, const ws_msg_t *m)
         if (c->state != CONN_OPEN) return;          /* after our close: discarded */
         s->metrics.messages_in++;
         if (!conn_within_rate(c, m->len)) return;
-        if (c->on_message) {
-            c->on_message(c, m->data, m->len, m->type == WS_MSG_BINARY, c->on_message_ud);
+        if (conn_native(c)) {
+            c->app->on_message(c, m->data, m->len, m->type == WS_MSG_BINARY, c->app->on_message_ud);
         } else if (c->codec == CODEC_IRIS) {
             protocol_iris_on_frame(c, m->data, m->len);   /* Iris ignored the opcode */
         } else if (m->type == WS_MSG_TEXT) {
@@ -496,9 +519,9 @@ void conn_ws_input(wsgw_conn_t *c, uint8_t *buf, size_t n)
             uint16_t code = ws_err_close_code(rc);
             const char *why = ws_err_str(rc);
             wsgw_log(WSGW_LOG_INFO, "protocol_error", "id=%s remote=%s code=%u reason=\"%s\"",
-                     c->id, c->peer_str, (unsigned)code, why);
+                     c->id, conn_peer(c), (unsigned)code, why);
             c->srv->metrics.closes[CLOSE_PROTOCOL]++;
-            if (c->on_error) c->on_error(c, why, c->on_error_ud);
+            conn_report_error(c, why);
             conn_fail(c, code, why);
             return;
         }
@@ -569,7 +592,7 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
     case CONN_HANDSHAKE:
         if (c->deadline_ms && now >= c->deadline_ms) {
             s->metrics.handshake_failures[HS_FAIL_TIMEOUT]++;
-            wsgw_log(WSGW_LOG_INFO, "handshake_timeout", "remote=%s bytes=%zu", c->peer_str, c->hs.len);
+            wsgw_log(WSGW_LOG_INFO, "handshake_timeout", "remote=%s bytes=%zu", conn_peer(c), c->hs ? c->hs->buf.len : 0);
             conn_close_now(c, 0);
         }
         return;
@@ -583,7 +606,7 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
         /* The socket took nothing for write_timeout: a close frame could not
          * get through either, so drop the connection. */
         s->metrics.closes[CLOSE_WRITE_TIMEOUT]++;
-        wsgw_log(WSGW_LOG_INFO, "write_timeout", "id=%s remote=%s queued=%zu", c->id, c->peer_str, c->outq.bytes);
+        wsgw_log(WSGW_LOG_INFO, "write_timeout", "id=%s remote=%s queued=%zu", c->id, conn_peer(c), c->outq.bytes);
         conn_close_now(c, WS_CLOSE_ABNORMAL);
         return;
     }
@@ -595,7 +618,7 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
     }
     if (c->awaiting_pong && cfg->pong_timeout_ms && now - c->last_ping_ms >= cfg->pong_timeout_ms) {
         s->metrics.closes[CLOSE_PING_TIMEOUT]++;
-        wsgw_log(WSGW_LOG_INFO, "pong_timeout", "id=%s remote=%s", c->id, c->peer_str);
+        wsgw_log(WSGW_LOG_INFO, "pong_timeout", "id=%s remote=%s", c->id, conn_peer(c));
         conn_fail(c, WS_CLOSE_GOING_AWAY, "pong timeout");
         return;
     }

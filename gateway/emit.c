@@ -335,20 +335,21 @@ wsgw_conn_t *wsgw_server_find(wsgw_server_t *s, const char *id)
 
 void wsgw_on(wsgw_conn_t *c, const char *event, wsgw_event_cb cb, void *ud)
 {
-    c->handlers = ws_xrealloc(c->handlers, (c->n_handlers + 1u) * sizeof *c->handlers);
-    c->handlers[c->n_handlers].event = ws_xstrndup(event, strlen(event));
-    c->handlers[c->n_handlers].cb = cb;
-    c->handlers[c->n_handlers].ud = ud;
-    c->n_handlers++;
+    conn_app_t *a = conn_app(c);
+    a->handlers = ws_xrealloc(a->handlers, (a->n_handlers + 1u) * sizeof *a->handlers);
+    a->handlers[a->n_handlers].event = ws_xstrndup(event, strlen(event));
+    a->handlers[a->n_handlers].cb = cb;
+    a->handlers[a->n_handlers].ud = ud;
+    a->n_handlers++;
 }
 
-void wsgw_on_message(wsgw_conn_t *c, wsgw_message_cb cb, void *ud) { c->on_message = cb; c->on_message_ud = ud; }
-void wsgw_on_disconnect(wsgw_conn_t *c, wsgw_disconnect_cb cb, void *ud) { c->on_disconnect = cb; c->on_disconnect_ud = ud; }
-void wsgw_on_error(wsgw_conn_t *c, wsgw_error_cb cb, void *ud) { c->on_error = cb; c->on_error_ud = ud; }
+void wsgw_on_message(wsgw_conn_t *c, wsgw_message_cb cb, void *ud) { conn_app(c)->on_message = cb; c->app->on_message_ud = ud; }
+void wsgw_on_disconnect(wsgw_conn_t *c, wsgw_disconnect_cb cb, void *ud) { conn_app(c)->on_disconnect = cb; c->app->on_disconnect_ud = ud; }
+void wsgw_on_error(wsgw_conn_t *c, wsgw_error_cb cb, void *ud) { conn_app(c)->on_error = cb; c->app->on_error_ud = ud; }
 const char *wsgw_conn_id(const wsgw_conn_t *c) { return c->id; }
-const char *wsgw_conn_remote_addr(const wsgw_conn_t *c) { return c->peer_str; }
+const char *wsgw_conn_remote_addr(const wsgw_conn_t *c) { return conn_peer(c); }
 const char *wsgw_conn_user(const wsgw_conn_t *c) { return c->user; }
 const char *wsgw_conn_subprotocol(const wsgw_conn_t *c) { return c->subprotocol; }
-void  wsgw_conn_set_data(wsgw_conn_t *c, void *data) { c->user_data = data; }
-void *wsgw_conn_data(const wsgw_conn_t *c) { return c->user_data; }
+void  wsgw_conn_set_data(wsgw_conn_t *c, void *data) { conn_app(c)->user_data = data; }
+void *wsgw_conn_data(const wsgw_conn_t *c) { return c->app ? c->app->user_data : NULL; }
 wsgw_server_t *wsgw_conn_server(const wsgw_conn_t *c) { return c->srv; }

@@ -25,7 +25,7 @@ void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_
     int n = ws_http_error_response(resp, sizeof resp, status, why);
     s->metrics.handshake_failures[kind]++;
     wsgw_log(WSGW_LOG_INFO, "handshake_refused", "remote=%s status=%d reason=\"%s\"",
-             c->peer_str, status, why);
+             conn_peer(c), status, why);
     c->state = CONN_HTTP;
     if (n > 0) conn_queue_bytes(c, resp, (size_t)n);
     else conn_close_now(c, 0);
@@ -241,17 +241,18 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     s->metrics.connections_total++;
     c->opened = 1;
     cluster_conn_opened(c);
-    wsgw_log(WSGW_LOG_DEBUG, "conn_open", "id=%s remote=%s compression=%d", c->id, c->peer_str, c->pmd);
+    wsgw_log(WSGW_LOG_DEBUG, "conn_open", "id=%s remote=%s compression=%d", c->id, conn_peer(c), c->pmd);
     if (s->on_connection) s->on_connection(c, s->on_connection_ud);
     c->req = NULL;
     if (c->state != CONN_OPEN) return;      /* disconnected inside on_connection */
     if (c->codec == CODEC_IRIS) protocol_iris_open(c);   /* Iris has no welcome */
-    else if (!c->on_message && !cluster_after_sync(c, (json_span_t){ NULL, 0 }, 1))
+    else if (!conn_native(c) && !cluster_after_sync(c, (json_span_t){ NULL, 0 }, 1))
         protocol_welcome(c);      /* with Redis: once P:conn:<id> is subscribed */
 
     /* Frames that arrived with the request: feed them, then drop the buffer. */
-    ws_buf_t hsbuf = c->hs;
-    memset(&c->hs, 0, sizeof c->hs);
+    ws_buf_t hsbuf = c->hs->buf;
+    memset(&c->hs->buf, 0, sizeof c->hs->buf);
+    conn_hs_free(c);
     if (hsbuf.len > hdr_len) conn_ws_input(c, hsbuf.data + hdr_len, hsbuf.len - hdr_len);
     ws_buf_free(&hsbuf);
 }
@@ -261,9 +262,11 @@ void handshake_input(wsgw_conn_t *c, const uint8_t *buf, size_t n)
     wsgw_server_t *s = c->srv;
     /* The parser refuses a header block over max_header_bytes, so at most
      * that plus one read is ever held here. */
-    ws_buf_append(&c->hs, buf, n);
+    if (!c->hs) return;                      /* already answered */
+    ws_buf_append(&c->hs->buf, buf, n);
     ws_http_request_t req;
-    int rc = ws_http_parse(&c->hs_parser, (const char *)c->hs.data, c->hs.len, &s->http_limits, &req);
+    int rc = ws_http_parse(&c->hs->parser, (const char *)c->hs->buf.data, c->hs->buf.len,
+                           &s->http_limits, &req);
     if (rc == WS_E_WANT_MORE) return;
     if (rc < 0) {
         int status = ws_err_http_status(rc);
@@ -279,7 +282,7 @@ void handshake_input(wsgw_conn_t *c, const uint8_t *buf, size_t n)
     c->req = &req;
     http_route(c, &req);
     c->req = NULL;
-    ws_buf_free(&c->hs);
+    conn_hs_free(c);
 }
 
 const char *wsgw_conn_header(const wsgw_conn_t *c, const char *name)

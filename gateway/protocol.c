@@ -60,7 +60,7 @@ void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const 
     emit_reply(c, b);
     if (!protocol_error_budget(c)) {
         s->metrics.closes[CLOSE_ERROR_RATE]++;
-        wsgw_log(WSGW_LOG_INFO, "error_rate_close", "id=%s remote=%s", c->id, c->peer_str);
+        wsgw_log(WSGW_LOG_INFO, "error_rate_close", "id=%s remote=%s", c->id, conn_peer(c));
         conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "too many invalid messages");
     }
 }
@@ -115,9 +115,9 @@ static void protocol_emit_backend(wsgw_conn_t *c, const envelope_msg_t *m)
     memcpy(event, m->event.p, m->event.len);
     event[m->event.len] = '\0';
     int handled = 0;
-    for (uint16_t i = 0; i < c->n_handlers && c->state == CONN_OPEN; i++) {
-        if (strcmp(c->handlers[i].event, event) != 0) continue;
-        c->handlers[i].cb(c, event, (const char *)m->data.p, m->data.len, c->handlers[i].ud);
+    for (uint16_t i = 0; c->app && i < c->app->n_handlers && c->state == CONN_OPEN; i++) {
+        if (strcmp(c->app->handlers[i].event, event) != 0) continue;
+        c->app->handlers[i].cb(c, event, (const char *)m->data.p, m->data.len, c->app->handlers[i].ud);
         handled = 1;
     }
     if (c->state != CONN_OPEN) return;
@@ -204,7 +204,7 @@ static void iris_refuse(wsgw_conn_t *c, int err)
 {
     c->srv->metrics.iris_errors++;
     wsgw_log(WSGW_LOG_DEBUG, "iris_error", "id=%s reason=\"%s\"", c->id, iris_err_str(err));
-    if (c->on_error) c->on_error(c, iris_err_str(err), c->on_error_ud);
+    conn_report_error(c, iris_err_str(err));
 }
 
 /* A typed Iris message goes to the server's on(event) handlers, as in Iris;
@@ -232,9 +232,9 @@ void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len)
     memcpy(event, im.event.p, im.event.len);
     event[im.event.len] = '\0';
     int handled = 0;
-    for (uint16_t i = 0; i < c->n_handlers && c->state == CONN_OPEN; i++) {
-        if (strcmp(c->handlers[i].event, event) != 0) continue;
-        c->handlers[i].cb(c, event, (const char *)json.data, json.len, c->handlers[i].ud);
+    for (uint16_t i = 0; c->app && i < c->app->n_handlers && c->state == CONN_OPEN; i++) {
+        if (strcmp(c->app->handlers[i].event, event) != 0) continue;
+        c->app->handlers[i].cb(c, event, (const char *)json.data, json.len, c->app->handlers[i].ud);
         handled = 1;
     }
     if (!handled && c->state == CONN_OPEN) {

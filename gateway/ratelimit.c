@@ -21,21 +21,21 @@ int tbucket_take(tbucket_t *b, double rate, double burst, uint64_t now_ms, doubl
     return 1;
 }
 
-static size_t ip_key(const struct sockaddr_storage *peer, uint8_t key[17])
+static size_t ip_key(const struct sockaddr *peer, uint8_t key[17])
 {
-    key[0] = (uint8_t)peer->ss_family;
-    if (peer->ss_family == AF_INET) {
+    key[0] = (uint8_t)peer->sa_family;
+    if (peer->sa_family == AF_INET) {
         memcpy(key + 1, &((const struct sockaddr_in *)peer)->sin_addr, 4);
         return 5;
     }
-    if (peer->ss_family == AF_INET6) {
+    if (peer->sa_family == AF_INET6) {
         memcpy(key + 1, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
         return 17;
     }
     return 1;
 }
 
-ip_entry_t *ip_table_get(ip_table_t *t, const struct sockaddr_storage *peer)
+ip_entry_t *ip_table_get(ip_table_t *t, const struct sockaddr *peer)
 {
     uint8_t key[17];
     size_t n = ip_key(peer, key);

@@ -42,7 +42,7 @@ typedef struct ip_table {
 } ip_table_t;
 
 /* The entry for the address of `peer` (created at zero when absent). */
-ip_entry_t *ip_table_get(ip_table_t *t, const struct sockaddr_storage *peer);
+ip_entry_t *ip_table_get(ip_table_t *t, const struct sockaddr *peer);
 /* Drops entries with no connection whose bucket is full again. */
 void ip_table_sweep(ip_table_t *t, double rate, double burst, uint64_t now_ms);
 void ip_table_free(ip_table_t *t);

@@ -368,7 +368,7 @@ void wsgw_server_free(wsgw_server_t *s)
     server_close_listeners(s);
     for (wsgw_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
-        c->on_disconnect = NULL;               /* no callbacks from a dying server */
+        if (c->app) c->app->on_disconnect = NULL;   /* no callbacks from a dying server */
         conn_close_now(c, WS_CLOSE_GOING_AWAY);
     }
     while (s->to_free) {

@@ -39,11 +39,39 @@ typedef enum conn_state {
 
 enum { CODEC_ENVELOPE = 0, CODEC_IRIS = 1 };
 
+/* The client's address, kept compact (a sockaddr_storage is 128 bytes). */
+typedef union conn_addr {
+    sa_family_t         family;
+    struct sockaddr_in  v4;
+    struct sockaddr_in6 v6;
+} conn_addr_t;
+
+/* What only the opening handshake needs: allocated at accept, freed once
+ * the connection is upgraded or answered. */
+typedef struct conn_hs {
+    ws_buf_t         buf;          /* the request bytes received so far */
+    ws_http_parser_t parser;
+} conn_hs_t;
+
 typedef struct conn_handler {
     char          *event;
     wsgw_event_cb  cb;
     void          *ud;
 } conn_handler_t;
+
+/* What an embedding program attaches to a connection (wsgw_on & co):
+ * allocated on the first such call, so the plain gateway pays 8 bytes. */
+typedef struct conn_app {
+    conn_handler_t    *handlers;
+    uint16_t           n_handlers;
+    wsgw_message_cb    on_message;
+    void              *on_message_ud;
+    wsgw_disconnect_cb on_disconnect;
+    void              *on_disconnect_ud;
+    wsgw_error_cb      on_error;
+    void              *on_error_ud;
+    void              *user_data;
+} conn_app_t;
 
 typedef struct listener {
     ev_io          io;
@@ -73,16 +101,14 @@ struct wsgw_conn {
     char          *id;             /* owned, NUL-terminated */
     size_t         id_len;
     char          *subprotocol;    /* points into cfg->subprotocols, or NULL */
-    struct sockaddr_storage peer;
-    char           peer_str[56];
+    conn_addr_t    peer;           /* 28 bytes: formatted only when needed */
 
     SSL           *ssl;            /* NULL for cleartext connections */
     uint32_t       tls_retry_len;  /* bytes of a SSL_write to repeat after WANT_* */
     ws_reader_t    reader;
     wsgw_outq_t    outq;
     wsgw_member_t  member;
-    ws_buf_t       hs;             /* request bytes, only until the handshake is done */
-    ws_http_parser_t hs_parser;
+    conn_hs_t     *hs;             /* request bytes and parser: only until the handshake is done */
     ws_http_request_t *req;        /* only during handshake callbacks */
     ws_pmd_params_t pmd_params;
 
@@ -101,15 +127,7 @@ struct wsgw_conn {
     size_t         claim_rooms_len;
     unsigned       claim_emit;     /* WSGW_EMIT_* the token allows (all without a claim) */
 
-    conn_handler_t *handlers;
-    uint16_t        n_handlers;
-    wsgw_message_cb on_message;
-    void           *on_message_ud;
-    wsgw_disconnect_cb on_disconnect;
-    void           *on_disconnect_ud;
-    wsgw_error_cb   on_error;
-    void           *on_error_ud;
-    void           *user_data;
+    conn_app_t    *app;            /* callbacks set through the C API; NULL for the wsgw binary */
 
     wsgw_conn_t   *prev, *next;    /* srv->conns: every live connection */
     wsgw_conn_t   *pending_next;   /* srv->pending */
@@ -179,6 +197,13 @@ struct wsgw_server {
 uint64_t wsgw_now_ms(const wsgw_server_t *s);
 
 /* conn.c */
+/* "ip:port" or "[ipv6]:port", formatted into one of a few static buffers:
+ * valid until the fourth later call (enough for any log line). */
+const char *conn_peer(const wsgw_conn_t *c);
+void conn_hs_free(wsgw_conn_t *c);
+conn_app_t *conn_app(wsgw_conn_t *c);                 /* allocates it on first use */
+void conn_report_error(wsgw_conn_t *c, const char *why);   /* on_error, when set */
+static inline int conn_native(const wsgw_conn_t *c) { return c->app && c->app->on_message; }
 void conn_mark_pending(wsgw_conn_t *c);
 void conn_ws_input(wsgw_conn_t *c, uint8_t *buf, size_t n);
 void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, int tls);
