@@ -311,7 +311,7 @@ static size_t ws_utf8_resume(const uint8_t *s, size_t n)
 uint32_t ws_utf8_validate(uint32_t state, const uint8_t *s, size_t len)
 {
     uint64_t st = state;
-    if (st == U_REJ) return U_REJ;
+    if (st == U_REJ || len == 0) return (uint32_t)st;   /* also: s may be NULL when len is 0 */
     const uint8_t *end = s + len;
     /* Finish a sequence a previous call left open. */
     while (st != U_ACC && s < end) {
