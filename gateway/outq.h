@@ -7,8 +7,9 @@
  * shared buffers).  Nothing is copied per receiver.
  *
  * The queue is a ring of block pointers plus the offset written into the
- * head block, so it costs nothing while empty (no ring allocated) and 8
- * bytes per queued block otherwise.
+ * head block.  One block fits inline (the common case: a delivery to an
+ * idle connection is written at once), so a ring is allocated only when two
+ * or more are waiting, and freed when the queue drains.
  */
 #ifndef WSGW_OUTQ_H
 #define WSGW_OUTQ_H
@@ -30,8 +31,9 @@ static inline wsgw_block_t *wsgw_block_ref(wsgw_block_t *b) { b->refs++; return 
 void wsgw_block_unref(wsgw_block_t *b);
 
 typedef struct wsgw_outq {
-    wsgw_block_t **ring;   /* NULL while the queue is empty */
-    uint32_t cap;          /* ring slots, a power of two */
+    wsgw_block_t **ring;   /* NULL: the inline slot is the ring (cap 1) */
+    wsgw_block_t  *one;    /* the inline slot */
+    uint32_t cap;          /* slots, a power of two (0 or 1: the inline slot) */
     uint32_t head;         /* index of the oldest block */
     uint32_t count;        /* blocks queued */
     uint32_t head_off;     /* bytes of the head block already written */

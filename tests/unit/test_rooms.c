@@ -124,11 +124,43 @@ static void test_outq_shared_blocks(void)
     CHECK(q2.count == 0 && q2.bytes == 0);
 }
 
+static void test_outq_inline_slot(void)
+{
+    wsgw_outq_t q = {0};
+    wsgw_block_t *a = wsgw_block_new(4), *b = wsgw_block_new(2);
+    memcpy(a->data, "abcd", 4);
+    memcpy(b->data, "xy", 2);
+    outq_push(&q, a);                       /* one block: no ring allocated */
+    CHECK(q.ring == NULL && q.count == 1);
+    struct iovec iov[4];
+    CHECK_INT(outq_iov(&q, iov, 4), 1);
+    CHECK_MEM(iov[0].iov_base, "abcd", 4);
+    outq_consume(&q, 1);                    /* partly written stays inline */
+    CHECK(q.ring == NULL && q.head_off == 1);
+    outq_push(&q, b);                       /* a second one: now a ring */
+    CHECK(q.ring != NULL && q.count == 2);
+    CHECK_INT(outq_iov(&q, iov, 4), 2);
+    CHECK_MEM(iov[0].iov_base, "bcd", 3);
+    CHECK_MEM(iov[1].iov_base, "xy", 2);
+    outq_consume(&q, 5);
+    CHECK(q.ring == NULL && q.count == 0 && q.bytes == 0);
+    outq_push(&q, b);                       /* inline again after draining */
+    CHECK(q.ring == NULL && q.count == 1);
+    CHECK_INT(outq_drop_unstarted(&q), 2);
+    CHECK(q.count == 0);
+    outq_clear(&q);
+    CHECK_INT(a->refs, 1);
+    CHECK_INT(b->refs, 1);
+    wsgw_block_unref(a);
+    wsgw_block_unref(b);
+}
+
 int main(void)
 {
     RUN(test_strmap_put_get_del_churn);
     RUN(test_rooms_join_leave_semantics);
     RUN(test_rooms_limit_and_leave_all);
     RUN(test_outq_shared_blocks);
+    RUN(test_outq_inline_slot);
     return test_report("rooms");
 }
