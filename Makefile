@@ -34,6 +34,9 @@ UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(B)/asan/replay/%)
+# The same replay built by clang: its UBSan checks what gcc's does not (a
+# NULL + 0 in ws_utf8 was found that way), so make test runs both.
+FUZZ_REPLAY_CLANG := $(FUZZ_NAMES:%=$(B)/clang/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
@@ -122,6 +125,12 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.
 	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway -Ibackplane \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(GW_LIBS) -o $@
 
+$(B)/clang/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c
+	@mkdir -p $(@D)
+	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway -Ibackplane \
+	  -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	  $< tests/fuzz/replay.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(GW_LIBS) -o $@
+
 fuzz-build: $(FUZZ_BIN)
 fuzz: deps $(FUZZ_BIN)
 	@set -e; for n in $(FUZZ_NAMES); do \
@@ -136,7 +145,7 @@ fuzz-merge: $(FUZZ_BIN)
 	  $(B)/fuzz/fuzz_$$n -merge=1 tests/fuzz/corpus/$$n $(B)/fuzz/corpus-$$n 2>&1 | tail -n 1; done
 
 # ---- test -----------------------------------------------------------------
-unit: $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
+unit: $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY) $(FUZZ_REPLAY_CLANG)
 # Integration tests run the ASan+UBSan build of the gateway: every one of
 # them is also a memory test (conftest.py fails on a sanitizer report).
 INTEGRATION_BINS := $(B)/wsgw-asan $(B)/wsgw $(EXAMPLES) $(B)/examples-asan/echo $(B)/bench/loadgen
@@ -150,6 +159,7 @@ test: deps unit $(INTEGRATION_BINS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  NODE_TEST_FLAGS="$(NODE_TEST_FLAGS)" tests/run-all.sh $(UNIT_BIN) $(UNIT_ASAN) \
 	  $(foreach n,$(FUZZ_NAMES),"$(B)/asan/replay/$(n) $(n) tests/fuzz/corpus/$(n)") \
+	  $(foreach n,$(FUZZ_NAMES),"$(B)/clang/replay/$(n) clang-$(n) tests/fuzz/corpus/$(n)") \
 	  -- $(PYTEST_ARGS) --node $(NODE_TESTS)
 integration: $(INTEGRATION_BINS)
 	/usr/bin/python3 -m pytest -p no:cacheprovider -q $(PYTEST_ARGS)
