@@ -141,8 +141,14 @@ static int emit_route(wsgw_server_t *s, wsgw_conn_t *self, const wsgw_conn_t *sk
         break;
     case WSGW_TO_ROOM: {
         wsgw_room_t *r = rooms_find(&s->rooms, name, name_len);
-        if (!r) break;
-        for (uint32_t i = 0; i < r->count; i++) {
+        if (!r || !r->count) break;
+        /* Writes go out in queue order, so the member queued first is
+         * served first: start each fan-out at a different member (spread
+         * over the room by a multiplicative hash of a counter), and every
+         * member is first, and last, about as often as the others. */
+        uint32_t start = (uint32_t)(((uint64_t)(s->fanout_turn++ * 2654435761u) * r->count) >> 32);
+        for (uint32_t k = 0; k < r->count; k++) {
+            uint32_t i = start + k < r->count ? start + k : start + k - r->count;
             wsgw_conn_t *c = container_of(r->members[i], wsgw_conn_t, member);
             if (c != skip) n += deliver(m, c);
         }

@@ -150,6 +150,7 @@ struct wsgw_server {
     size_t               n_handshaking;
     strmap_t             by_id;
     wsgw_rooms_t         rooms;
+    uint32_t             fanout_turn; /* rotates the first member of room fan-outs */
     wsgw_conn_t         *pending;    /* FIFO: flushed in the order they got output */
     wsgw_conn_t         *pending_tail;
     wsgw_conn_t         *to_free;
