@@ -82,6 +82,16 @@ typedef size_t (*wsgw_id_generator_cb)(wsgw_conn_t *c, char *out, size_t cap, vo
 /* CheckOrigin: return 1 to accept; runs before the 101 is sent. */
 typedef int (*wsgw_check_origin_cb)(wsgw_conn_t *c, const char *origin, size_t len, void *ud);
 
+/* ---- a whole process ------------------------------------------------------ */
+
+/* Runs a gateway process from argv the way the wsgw binary does (Iris'
+ * app.Run): configuration from --config, WSGW_* and flags (--help,
+ * --version), logging, signals (SIGTERM drains and exits 0), workers > 1
+ * with a master, and `on_connection` (may be NULL) for every connection
+ * in every worker.  Returns the process exit status: 0, 1 (cannot start)
+ * or 2 (configuration error). */
+int wsgw_run(int argc, char **argv, wsgw_connection_cb on_connection, void *ud);
+
 /* ---- server ------------------------------------------------------------ */
 
 /* Creates a server on `loop` from a validated config (the config must
