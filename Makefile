@@ -40,7 +40,7 @@ FUZZ_REPLAY_CLANG := $(FUZZ_NAMES:%=$(B)/clang/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run cluster cluster-stop test unit integration test-js fuzz fuzz-build bench-proto bench deps clean help
+.PHONY: all run cluster cluster-stop test unit integration test-js fuzz fuzz-build bench-proto bench soak deps clean help
 all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN) $(B)/bench/loadgen
 
 help:
@@ -52,6 +52,7 @@ help:
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)"
 	@echo "make bench-proto  parse+unmask+UTF-8 throughput of proto/"
 	@echo "make bench      build/wsgw under load from build/bench/loadgen (~2 min)"
+	@echo "make soak       build/wsgw under load and faults for SOAK_SECONDS (default 600), with delivery accounting"
 	@echo "make deps       install missing Debian packages and the npm packages of tests/js"
 
 # ---- proto library --------------------------------------------------------
@@ -184,6 +185,18 @@ $(B)/bench/loadgen: $(LOADGEN_SRC) tests/bench/lg_conn.h tests/bench/lg_stats.h 
 # minutes, and its numbers depend on the machine.
 bench: deps $(B)/wsgw $(B)/bench/loadgen
 	tests/bench/run-bench.sh
+
+# ---- soak -------------------------------------------------------------------
+# A master and 2 workers, a redis-server, 2000 connections (normal clients
+# and misbehaving ones) for SOAK_SECONDS, Redis and a worker killed on a
+# schedule; every accepted message accounted for, RSS and fds sampled
+# (tests/soak/soak.py; docs/performance.md, "Soak test").  Not part of
+# `make test`, which runs a 40 s version against the ASan build
+# (tests/integration/test_soak_short.py).  SOAK_CONNS, SOAK_SEED, WSGW_BIN ...
+# pass through the environment; logs in build/soak/.
+SOAK_SECONDS ?= 600
+soak: deps $(B)/wsgw
+	SOAK_SECONDS=$(SOAK_SECONDS) /usr/bin/python3 tests/soak/soak.py
 
 # ---- dependencies -----------------------------------------------------------
 DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev \
