@@ -2,6 +2,7 @@
  * configuration (see config.h).  No state, no allocation: every function
  * reads a NUL-terminated string and answers with a static reason. */
 #include "config_private.h"
+#include "envelope.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -432,13 +433,13 @@ const char *wsgw_check_redis_url(const char *s)
     return wsgw_parse_redis_url(s, &a, &why) == 0 ? NULL : why;
 }
 
+/* The envelope's room rules (envelope_room_valid), with a reason. */
 const char *wsgw_check_room(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n > 64) return "a room name has 1..64 characters";
-    for (; *s; s++)
-        if (!is_alnum((unsigned char)*s) && !strchr("_.:@/-", *s))
-            return "a room name uses only letters, digits and _ . : @ / -";
+    if (!envelope_room_valid((const uint8_t *)s, n, 64))
+        return "a room name uses only letters, digits and _ . : @ / -";
     return NULL;
 }
 

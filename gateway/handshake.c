@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "envelope.h"
 #include "log.h"
 #include "server_int.h"
 #include "ws_status.h"
@@ -77,17 +78,10 @@ void wsgw_random_id(char *out, size_t cap, size_t bytes)
     if (!id_random_bytes(out, cap, (int)bytes) && cap) out[0] = '\0';
 }
 
-static int id_char_ok(char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-           ch == '_' || ch == '.' || ch == ':' || ch == '@' || ch == '-';
-}
-
+/* The envelope's conn:<id> rules, and room for the NUL in a 128-byte buffer. */
 int wsgw_id_valid(const char *id, size_t len)
 {
-    if (len == 0 || len > 127) return 0;
-    for (size_t i = 0; i < len; i++) if (!id_char_ok(id[i])) return 0;
-    return 1;
+    return len <= 127 && envelope_conn_id_valid((const uint8_t *)id, len);
 }
 
 static size_t id_from_header(wsgw_conn_t *c, char *out, size_t cap)

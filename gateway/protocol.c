@@ -65,23 +65,32 @@ void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const 
     }
 }
 
-static int room_permitted(const wsgw_config_t *cfg, const uint8_t *room, size_t len)
+static int room_permitted(const wsgw_config_t *cfg, const char *name)
 {
-    char name[256];
-    if (len >= sizeof name) return 0;
-    memcpy(name, room, len);
-    name[len] = '\0';
     for (size_t i = 0; i < cfg->join_rooms.n; i++)
         if (fnmatch(cfg->join_rooms.v[i], name, 0) == 0) return 1;
     return 0;
 }
 
+/* Hands an event to the on(event) handlers set through the C API; returns
+ * 1 when at least one took it.  A handler may close the connection. */
+static int protocol_dispatch(wsgw_conn_t *c, const char *event, const char *data, size_t len)
+{
+    int handled = 0;
+    for (uint16_t i = 0; c->app && i < c->app->n_handlers && c->state == CONN_OPEN; i++) {
+        if (strcmp(c->app->handlers[i].event, event) != 0) continue;
+        c->app->handlers[i].cb(c, event, data, len, c->app->handlers[i].ud);
+        handled = 1;
+    }
+    return handled;
+}
+
 static void protocol_join(wsgw_conn_t *c, const envelope_msg_t *m)
 {
     const wsgw_config_t *cfg = c->srv->cfg;
-    char room[256];
+    char room[256];                   /* the decoder bounds room names far below this */
     snprintf(room, sizeof room, "%.*s", (int)m->room.len, (const char *)m->room.p);
-    if (!room_permitted(cfg, m->room.p, m->room.len) || !auth_may_join(c, room)) {
+    if (!room_permitted(cfg, room) || !auth_may_join(c, room)) {
         protocol_error(c, m->id, ENVELOPE_E_FORBIDDEN, "joining this room is not allowed");
         return;
     }
@@ -114,12 +123,7 @@ static void protocol_emit_backend(wsgw_conn_t *c, const envelope_msg_t *m)
     char event[ENVELOPE_EVENT_NAME_MAX + 1];
     memcpy(event, m->event.p, m->event.len);
     event[m->event.len] = '\0';
-    int handled = 0;
-    for (uint16_t i = 0; c->app && i < c->app->n_handlers && c->state == CONN_OPEN; i++) {
-        if (strcmp(c->app->handlers[i].event, event) != 0) continue;
-        c->app->handlers[i].cb(c, event, (const char *)m->data.p, m->data.len, c->app->handlers[i].ud);
-        handled = 1;
-    }
+    int handled = protocol_dispatch(c, event, (const char *)m->data.p, m->data.len);
     if (c->state != CONN_OPEN) return;
     if (cluster_publish_event(c, m, handled)) return;      /* answered when Redis replies */
     if (!handled) {
@@ -231,12 +235,7 @@ void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len)
     char event[ENVELOPE_EVENT_NAME_MAX + 1];
     memcpy(event, im.event.p, im.event.len);
     event[im.event.len] = '\0';
-    int handled = 0;
-    for (uint16_t i = 0; c->app && i < c->app->n_handlers && c->state == CONN_OPEN; i++) {
-        if (strcmp(c->app->handlers[i].event, event) != 0) continue;
-        c->app->handlers[i].cb(c, event, (const char *)json.data, json.len, c->app->handlers[i].ud);
-        handled = 1;
-    }
+    int handled = protocol_dispatch(c, event, (const char *)json.data, json.len);
     if (!handled && c->state == CONN_OPEN) {
         json_span_t none = { NULL, 0 };
         if (s->iris_kind == WSGW_TO_SELF) {              /* "backend" */
