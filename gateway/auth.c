@@ -46,10 +46,11 @@ void auth_free(wsgw_server_t *s)
 
 void auth_conn_free(wsgw_conn_t *c)
 {
-    ws_xfree(c->user);
-    ws_xfree(c->claim_rooms);
-    c->user = NULL;
-    c->claim_rooms = NULL;
+    if (!c->auth) return;
+    ws_xfree(c->auth->user);
+    ws_xfree(c->auth->claim_rooms);
+    ws_xfree(c->auth);
+    c->auth = NULL;
 }
 
 /* ---- finding the token ------------------------------------------------------------ */
@@ -109,17 +110,19 @@ static int token_from_query(const wsgw_conn_t *c, const ws_http_request_t *req, 
 
 static void auth_apply(wsgw_conn_t *c, const jwt_claims_t *cl)
 {
+    if (!c->auth) c->auth = ws_xcalloc(1, sizeof *c->auth);
+    conn_auth_t *a = c->auth;
     if (cl->has_sub) {
-        ws_xfree(c->user);
-        c->user = ws_xstrndup(cl->sub, cl->sub_len);
+        ws_xfree(a->user);
+        a->user = ws_xstrndup(cl->sub, cl->sub_len);
     }
-    c->token_exp_s = cl->exp;
-    ws_xfree(c->claim_rooms);
-    c->claim_rooms = NULL;
-    c->claim_rooms_len = 0;
+    a->token_exp_s = cl->exp;
+    ws_xfree(a->claim_rooms);
+    a->claim_rooms = NULL;
+    a->claim_rooms_len = 0;
     if (cl->rooms.len) {
-        c->claim_rooms = (uint8_t *)ws_xstrndup((const char *)cl->rooms.p, cl->rooms.len);
-        c->claim_rooms_len = cl->rooms.len;
+        a->claim_rooms = (uint8_t *)ws_xstrndup((const char *)cl->rooms.p, cl->rooms.len);
+        a->claim_rooms_len = cl->rooms.len;
     }
     static const struct { const char *kind; unsigned bit; } kinds[] = {
         { "broadcast", WSGW_EMIT_BROADCAST }, { "all", WSGW_EMIT_ALL },
@@ -176,7 +179,8 @@ void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m)
         protocol_error(c, m->id, ENVELOPE_E_UNAUTHORIZED, why);
         return;
     }
-    if (c->user && (!cl.has_sub || strlen(c->user) != cl.sub_len || memcmp(c->user, cl.sub, cl.sub_len) != 0)) {
+    const char *user = conn_user(c);
+    if (user && (!cl.has_sub || strlen(user) != cl.sub_len || memcmp(user, cl.sub, cl.sub_len) != 0)) {
         protocol_error(c, m->id, ENVELOPE_E_UNAUTHORIZED, "token refused: it names another user");
         return;
     }
@@ -186,18 +190,19 @@ void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m)
 
 int auth_may_join(const wsgw_conn_t *c, const char *room)
 {
-    json_span_t rooms = { c->claim_rooms, c->claim_rooms_len };
+    json_span_t rooms = { NULL, 0 };
+    if (c->auth) rooms = (json_span_t){ c->auth->claim_rooms, c->auth->claim_rooms_len };
     return jwt_rooms_allow(rooms, room);
 }
 
 /* From the sweep: a token past its exp (plus leeway) ends the connection. */
 int auth_expired(wsgw_conn_t *c, uint64_t now_ms)
 {
-    if (!c->token_exp_s) return 0;
-    uint64_t limit = c->token_exp_s + c->srv->cfg->auth_leeway_ms / 1000;
+    if (!c->auth || !c->auth->token_exp_s) return 0;
+    uint64_t limit = c->auth->token_exp_s + c->srv->cfg->auth_leeway_ms / 1000;
     if (now_ms / 1000 < limit) return 0;
     c->srv->metrics.closes[CLOSE_TOKEN_EXPIRED]++;
-    wsgw_log(WSGW_LOG_INFO, "token_expired", "id=%s user=%s", c->id, c->user ? c->user : "-");
+    wsgw_log(WSGW_LOG_INFO, "token_expired", "id=%s user=%s", c->id, c->auth->user ? c->auth->user : "-");
     conn_fail(c, AUTH_CLOSE_EXPIRED, "token expired");
     return 1;
 }

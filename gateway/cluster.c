@@ -167,7 +167,7 @@ static void synced(void *ud, int confirmed, void *privdata)
     wsgw_server_t *s = ud;
     pending_ack_t *a = privdata;
     (void)confirmed;
-    wsgw_conn_t *c = strmap_get(&s->by_id, a->conn, strlen(a->conn));
+    wsgw_conn_t *c = idmap_get(&s->by_id, a->conn, strlen(a->conn));
     if (c && c->state == CONN_OPEN) {
         json_span_t id = { (const uint8_t *)a->id, a->id_len };
         if (a->is_welcome) protocol_welcome(c);
@@ -193,7 +193,7 @@ static void published(void *ud, long receivers, void *privdata)
     pending_ack_t *a = privdata;
     if (receivers == BP_DROPPED) s->metrics.dropped_messages++;
     if (!a) return;
-    wsgw_conn_t *c = strmap_get(&s->by_id, a->conn, strlen(a->conn));
+    wsgw_conn_t *c = idmap_get(&s->by_id, a->conn, strlen(a->conn));
     json_span_t id = { (const uint8_t *)a->id, a->id_len };
     if (c && c->state == CONN_OPEN) {
         if (receivers == BP_DROPPED && !a->handled)
@@ -213,7 +213,7 @@ int cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_
                              json_span_t ack_id)
 {
     if (!s->bp_remote || kind == WSGW_TO_SELF) return 0;
-    if (kind == WSGW_TO_CONN && strmap_get(&s->by_id, name, name_len)) return 0;  /* it is here */
+    if (kind == WSGW_TO_CONN && idmap_get(&s->by_id, name, name_len)) return 0;  /* it is here */
     char ch[CHANNEL_MAX];
     size_t chlen = kind == WSGW_TO_ROOM ? channel(s, ch, "room", name, name_len)
                  : kind == WSGW_TO_CONN ? channel(s, ch, "conn", name, name_len)
@@ -237,9 +237,10 @@ int cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled)
     };
     ws_buf_t payload = {0};
     payload_delivery(s, &d, &payload);
-    if (c->user) {                                /* the authenticated user, for backends */
+    const char *user = conn_user(c);
+    if (user) {                                   /* the authenticated user, for backends */
         payload.len--;                            /* over the closing brace */
-        put_member(&payload, "user", c->user, strlen(c->user));
+        put_member(&payload, "user", user, strlen(user));
         put_lit(&payload, "}");
     }
     char ch[CHANNEL_MAX];
@@ -274,12 +275,12 @@ void cluster_conn_opened(wsgw_conn_t *c)
     put_member(&b, "conn", c->id, c->id_len);
     put_member(&b, "node", s->node_id, s->node_id_len);
     put_member(&b, "remote", conn_peer(c), strlen(conn_peer(c)));
-    if (c->user) put_member(&b, "user", c->user, strlen(c->user));
+    if (conn_user(c)) put_member(&b, "user", conn_user(c), strlen(conn_user(c)));
     put_lit(&b, ",\"headers\":{");
     int first = 1;
-    for (size_t i = 0; c->req && i < s->cfg->lifecycle_headers.n; i++) {
+    for (size_t i = 0; conn_req(c) && i < s->cfg->lifecycle_headers.n; i++) {
         const char *name = s->cfg->lifecycle_headers.v[i];
-        const ws_http_header_t *h = ws_http_find_header(c->req, name, NULL);
+        const ws_http_header_t *h = ws_http_find_header(conn_req(c), name, NULL);
         if (!h || !ws_utf8_is_valid((const uint8_t *)h->value, h->value_len)) continue;
         if (!first) put_lit(&b, ",");
         put_str(&b, name, strlen(name));
@@ -374,7 +375,7 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
         return;                                   /* not a channel we deliver from */
     }
     if (in.op.len) {
-        wsgw_conn_t *c = target == WSGW_TO_CONN ? strmap_get(&s->by_id, name, name_len) : NULL;
+        wsgw_conn_t *c = target == WSGW_TO_CONN ? idmap_get(&s->by_id, name, name_len) : NULL;
         if (c && c->state == CONN_OPEN) inbound_control(s, c, &in, ch, chlen);
         else if (target != WSGW_TO_CONN) bad_payload(s, ch, chlen, "control ops go to PREFIX:conn:<id>");
         return;
@@ -394,7 +395,7 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     if (bp_plain_string(in.from, &from) && envelope_conn_id_valid(from.p, from.len)) d.from = from;
     const wsgw_conn_t *skip = NULL;
     if (bp_plain_string(in.except, &except))
-        skip = strmap_get(&s->by_id, (const char *)except.p, except.len);
+        skip = idmap_get(&s->by_id, (const char *)except.p, except.len);
     emit_delivery(s, &d, target, name, name_len, NULL, skip);
 }
 

@@ -83,6 +83,16 @@ static int check_tls(const wsgw_config_t *cfg, char *err, size_t errlen)
     return 0;
 }
 
+/* A connection keeps its subprotocol as a one-byte index. */
+static int check_subprotocols(const wsgw_config_t *cfg, char *err, size_t errlen)
+{
+    char d1[200];
+    if (cfg->subprotocols.n > 32)
+        return fail(err, errlen, "%s lists %zu subprotocols; at most 32 are allowed",
+                    desc(cfg, "subprotocols", d1, sizeof d1), (size_t)cfg->subprotocols.n);
+    return 0;
+}
+
 static int check_timeouts(const wsgw_config_t *cfg, char *err, size_t errlen)
 {
     char d1[200], d2[200];
@@ -103,7 +113,7 @@ int wsgw_config_validate(const wsgw_config_t *cfg, char *err, size_t errlen)
 {
     char d1[200], d2[200];
     if (check_addresses(cfg, err, errlen) || check_tls(cfg, err, errlen) ||
-        check_timeouts(cfg, err, errlen))
+        check_timeouts(cfg, err, errlen) || check_subprotocols(cfg, err, errlen))
         return -1;
     if (cfg->id_generator == WSGW_ID_HEADER && !cfg->id_header[0])
         return fail(err, errlen, "%s needs a header name but %s",

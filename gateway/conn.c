@@ -35,9 +35,15 @@
 #define CONN_WRITE_IOV   64
 #define CONN_WRITE_PASS  (4u << 20)  /* bytes per connection per flush pass */
 
-static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void conn_after_drain(wsgw_conn_t *c);
 static void conn_check_address(wsgw_conn_t *c, uint64_t now);
+
+/* The handshake, close and linger deadline: after_ms from now. */
+static void conn_set_deadline(wsgw_conn_t *c, uint64_t after_ms)
+{
+    c->has_deadline = 1;
+    c->deadline_ms = conn_ms(wsgw_now_ms(c->srv) + after_ms);
+}
 
 conn_app_t *conn_app(wsgw_conn_t *c)
 {
@@ -100,17 +106,22 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     uint64_t now = wsgw_now_ms(s);
     c->state = CONN_HANDSHAKE;
-    c->last_read_ms = now;
-    c->deadline_ms = s->cfg->handshake_timeout_ms ? now + s->cfg->handshake_timeout_ms : 0;
+    c->last_read_ms = conn_ms(now);
+    c->has_deadline = s->cfg->handshake_timeout_ms != 0;
+    c->deadline_ms = conn_ms(now + s->cfg->handshake_timeout_ms);
     c->hs = ws_xcalloc(1, sizeof *c->hs);
     ws_http_parser_init(&c->hs->parser);
-    ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
-    ev_io_start(s->loop, &c->io);
+    int watched = poller_set(&s->poller, fd, c, &c->events, EV_READ) == 0;
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
     s->n_handshaking++;
+    if (!watched) {
+        wsgw_log(WSGW_LOG_ERROR, "poll_error", "remote=%s err=\"%s\"", conn_peer(c), strerror(errno));
+        conn_close_now(c, 0);
+        return;
+    }
     conn_check_address(c, now);
 }
 
@@ -234,10 +245,11 @@ void conn_mark_pending(wsgw_conn_t *c)
 
 static void conn_set_events(wsgw_conn_t *c, int events)
 {
-    if ((c->io.events & (EV_READ | EV_WRITE)) == events) return;
-    ev_io_stop(c->srv->loop, &c->io);
-    ev_io_set(&c->io, c->fd, events);
-    if (events) ev_io_start(c->srv->loop, &c->io);
+    if (poller_set(&c->srv->poller, c->fd, c, &c->events, events) == 0) return;
+    /* Only ENOMEM or a bug gets here: a socket we cannot watch is dead. */
+    wsgw_log(WSGW_LOG_ERROR, "poll_error", "id=%s remote=%s err=\"%s\"",
+             c->id ? c->id : "-", conn_peer(c), strerror(errno));
+    conn_close_now(c, WS_CLOSE_ABNORMAL);
 }
 
 /* Control frames, the handshake response and close frames: no state or
@@ -305,12 +317,15 @@ void conn_flush(wsgw_conn_t *c)
     if (c->state == CONN_DEAD) return;
     int want_read = c->state != CONN_HTTP;
     if (c->outq.count || c->tls_read_wants_write) {
-        if (!c->stalled_since_ms) c->stalled_since_ms = wsgw_now_ms(s);
+        if (!c->stalled) {
+            c->stalled = 1;
+            c->stalled_since_ms = conn_ms(wsgw_now_ms(s));
+        }
         c->write_armed = 1;
         conn_set_events(c, (want_read ? EV_READ : 0) | EV_WRITE);
         return;
     }
-    c->stalled_since_ms = 0;
+    c->stalled = 0;
     if (c->write_armed && !c->tls_read_wants_write) {
         c->write_armed = 0;
         conn_set_events(c, want_read ? EV_READ : 0);
@@ -327,7 +342,7 @@ static void conn_after_drain(wsgw_conn_t *c)
          * the response (a 4xx to a client that pipelined its frames). */
         shutdown(c->fd, SHUT_WR);
         c->state = CONN_LINGER;
-        c->deadline_ms = wsgw_now_ms(c->srv) + CONN_LINGER_MS;
+        conn_set_deadline(c, CONN_LINGER_MS);
         return;
     }
     if (!(c->close_bits & WS_CLOSE_STATE_QUEUED) || (c->close_bits & WS_CLOSE_STATE_SENT)) return;
@@ -346,7 +361,7 @@ static void conn_after_drain(wsgw_conn_t *c)
     }
     shutdown(c->fd, SHUT_WR);
     c->state = CONN_LINGER;
-    c->deadline_ms = wsgw_now_ms(c->srv) + CONN_LINGER_MS;
+    conn_set_deadline(c, CONN_LINGER_MS);
 }
 
 /* ---- closing -------------------------------------------------------------- */
@@ -372,8 +387,8 @@ void conn_fail(wsgw_conn_t *c, uint16_t code, const char *reason)
     c->close_code = code;
     c->state = CONN_CLOSING;
     conn_queue_close(c, code, reason);
-    c->deadline_ms = wsgw_now_ms(c->srv) + CONN_LINGER_MS +
-                     (c->srv->cfg->write_timeout_ms ? c->srv->cfg->write_timeout_ms : 5000);
+    conn_set_deadline(c, CONN_LINGER_MS +
+                         (c->srv->cfg->write_timeout_ms ? c->srv->cfg->write_timeout_ms : 5000));
     wsgw_log(code == WS_CLOSE_NORMAL || code == WS_CLOSE_GOING_AWAY ? WSGW_LOG_DEBUG : WSGW_LOG_INFO,
              "close_sent", "id=%s remote=%s code=%u reason=\"%s\"", c->id, conn_peer(c),
              (unsigned)code, reason ? reason : "");
@@ -389,7 +404,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
     else s->n_handshaking--;
     c->state = CONN_DEAD;
     if (!c->close_code) c->close_code = reported_code ? reported_code : WS_CLOSE_ABNORMAL;
-    ev_io_stop(s->loop, &c->io);
+    /* close() below also takes the socket out of the poller's set. */
     if (c->ssl) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -401,7 +416,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
         if (c->app && c->app->on_disconnect)
             c->app->on_disconnect(c, c->close_code, c->app->on_disconnect_ud);
         rooms_leave_all(&s->rooms, &c->member);
-        strmap_del(&s->by_id, c->id, c->id_len);
+        idmap_del(&s->by_id, c->id, c->id_len);
         cluster_conn_closed(c);
         wsgw_log(WSGW_LOG_DEBUG, "conn_closed", "id=%s remote=%s code=%u", c->id, conn_peer(c),
                  (unsigned)c->close_code);
@@ -431,7 +446,7 @@ void conn_free(wsgw_conn_t *c)
         ws_xfree(c->app->handlers);
         ws_xfree(c->app);
     }
-    ws_xfree(c->id);
+    if (c->id != c->id_small) ws_xfree(c->id);
     ws_xfree(c);
 }
 
@@ -495,7 +510,7 @@ static void conn_on_message(wsgw_conn_t *c, const ws_msg_t *m)
             c->close_bits |= WS_CLOSE_STATE_QUEUED;
             c->close_code = m->close_code;
             c->state = CONN_CLOSING;
-            c->deadline_ms = wsgw_now_ms(s) + CONN_LINGER_MS;
+            conn_set_deadline(c, CONN_LINGER_MS);
             s->metrics.closes[CLOSE_BY_PEER]++;
         } else if (c->close_bits & WS_CLOSE_STATE_SENT) {
             conn_close_now(c, c->close_code);       /* the handshake is complete */
@@ -539,13 +554,18 @@ static void conn_on_eof(wsgw_conn_t *c)
 static void conn_read(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
-    /* A few reads per event at most, so one busy peer cannot starve others. */
-    for (int round = 0; round < 4 && c->state != CONN_DEAD; round++) {
+    /* A few reads per event at most, so one busy peer cannot starve others:
+     * the poller is level-triggered, so input left in the socket is reported
+     * again on its next pass.  Bytes TLS has decrypted but not handed out
+     * are not announced by the socket, so those are always read now (at
+     * most a record). */
+    for (int round = 0; c->state != CONN_DEAD; round++) {
+        if (round >= 4 && !(c->ssl && SSL_pending(c->ssl))) return;
         ssize_t n = conn_recv(c, s->read_buf, s->read_cap);
         if (n == IO_AGAIN) return;
         if (n == 0 || n == IO_ERROR) { conn_on_eof(c); return; }
         s->metrics.bytes_in += (uint64_t)n;
-        c->last_read_ms = wsgw_now_ms(s);
+        c->last_read_ms = conn_ms(wsgw_now_ms(s));
         switch (c->state) {
         case CONN_HANDSHAKE: handshake_input(c, s->read_buf, (size_t)n); break;
         case CONN_HTTP:      break;                 /* one request per connection */
@@ -558,14 +578,12 @@ static void conn_read(wsgw_conn_t *c)
          * socket's readiness will not announce again. */
         if ((size_t)n < s->read_cap && !(c->ssl && SSL_pending(c->ssl))) return;
     }
-    /* Round limit hit with input left: come back next iteration. */
-    if (c->state != CONN_DEAD) ev_feed_event(s->loop, &c->io, EV_READ);
 }
 
-static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+void conn_ready(void *ptr, int revents)
 {
-    (void)loop;
-    wsgw_conn_t *c = container_of(w, wsgw_conn_t, io);
+    wsgw_conn_t *c = ptr;
+    if (c->state == CONN_DEAD) return;      /* closed earlier in the same batch */
     if (revents & EV_WRITE) {
         if (c->tls_read_wants_write) {       /* TLS read was blocked on a write */
             c->tls_read_wants_write = 0;
@@ -590,7 +608,7 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
     const wsgw_config_t *cfg = s->cfg;
     switch (c->state) {
     case CONN_HANDSHAKE:
-        if (c->deadline_ms && now >= c->deadline_ms) {
+        if (c->has_deadline && conn_ms_reached(now, c->deadline_ms)) {
             s->metrics.handshake_failures[HS_FAIL_TIMEOUT]++;
             wsgw_log(WSGW_LOG_INFO, "handshake_timeout", "remote=%s bytes=%zu", conn_peer(c), c->hs ? c->hs->buf.len : 0);
             conn_close_now(c, 0);
@@ -599,10 +617,14 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
     case CONN_OPEN:
         break;
     default:
-        if (c->deadline_ms && now >= c->deadline_ms) conn_close_now(c, c->close_code);
+        if (c->has_deadline && conn_ms_reached(now, c->deadline_ms)) conn_close_now(c, c->close_code);
         return;
     }
-    if (cfg->write_timeout_ms && c->stalled_since_ms && now - c->stalled_since_ms >= cfg->write_timeout_ms) {
+    /* Buckets untouched for 12 days: see ratelimit.h. */
+    tbucket_age(&c->err_bucket, now);
+    tbucket_age(&c->msg_bucket, now);
+    tbucket_age(&c->byte_bucket, now);
+    if (cfg->write_timeout_ms && c->stalled && conn_ms_since(now, c->stalled_since_ms) >= cfg->write_timeout_ms) {
         /* The socket took nothing for write_timeout: a close frame could not
          * get through either, so drop the connection. */
         s->metrics.closes[CLOSE_WRITE_TIMEOUT]++;
@@ -611,22 +633,22 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
         return;
     }
     if (auth_expired(c, now)) return;
-    if (cfg->read_timeout_ms && now - c->last_read_ms >= cfg->read_timeout_ms) {
+    if (cfg->read_timeout_ms && conn_ms_since(now, c->last_read_ms) >= cfg->read_timeout_ms) {
         s->metrics.closes[CLOSE_READ_TIMEOUT]++;
         conn_fail(c, WS_CLOSE_GOING_AWAY, "read timeout");
         return;
     }
-    if (c->awaiting_pong && cfg->pong_timeout_ms && now - c->last_ping_ms >= cfg->pong_timeout_ms) {
+    if (c->awaiting_pong && cfg->pong_timeout_ms && conn_ms_since(now, c->last_ping_ms) >= cfg->pong_timeout_ms) {
         s->metrics.closes[CLOSE_PING_TIMEOUT]++;
         wsgw_log(WSGW_LOG_INFO, "pong_timeout", "id=%s remote=%s", c->id, conn_peer(c));
         conn_fail(c, WS_CLOSE_GOING_AWAY, "pong timeout");
         return;
     }
-    if (cfg->ping_period_ms && !c->awaiting_pong && now - c->last_ping_ms >= cfg->ping_period_ms) {
+    if (cfg->ping_period_ms && !c->awaiting_pong && conn_ms_since(now, c->last_ping_ms) >= cfg->ping_period_ms) {
         uint8_t frame[2];
         ws_frame_write_header(frame, 1, 0, WS_OP_PING, 0, NULL);
         conn_queue_bytes(c, frame, sizeof frame);
         c->awaiting_pong = 1;
-        c->last_ping_ms = now;
+        c->last_ping_ms = conn_ms(now);
     }
 }

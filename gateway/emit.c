@@ -155,7 +155,7 @@ static int emit_route(wsgw_server_t *s, wsgw_conn_t *self, const wsgw_conn_t *sk
         break;
     }
     case WSGW_TO_CONN: {
-        wsgw_conn_t *c = strmap_get(&s->by_id, name, name_len);
+        wsgw_conn_t *c = idmap_get(&s->by_id, name, name_len);
         if (c && c != skip) n = deliver(m, c);
         break;
     }
@@ -336,7 +336,7 @@ void wsgw_disconnect(wsgw_conn_t *c, uint16_t code, const char *reason)
 
 wsgw_conn_t *wsgw_server_find(wsgw_server_t *s, const char *id)
 {
-    return id ? strmap_get(&s->by_id, id, strlen(id)) : NULL;
+    return id ? idmap_get(&s->by_id, id, strlen(id)) : NULL;
 }
 
 void wsgw_on(wsgw_conn_t *c, const char *event, wsgw_event_cb cb, void *ud)
@@ -354,8 +354,8 @@ void wsgw_on_disconnect(wsgw_conn_t *c, wsgw_disconnect_cb cb, void *ud) { conn_
 void wsgw_on_error(wsgw_conn_t *c, wsgw_error_cb cb, void *ud) { conn_app(c)->on_error = cb; c->app->on_error_ud = ud; }
 const char *wsgw_conn_id(const wsgw_conn_t *c) { return c->id; }
 const char *wsgw_conn_remote_addr(const wsgw_conn_t *c) { return conn_peer(c); }
-const char *wsgw_conn_user(const wsgw_conn_t *c) { return c->user; }
-const char *wsgw_conn_subprotocol(const wsgw_conn_t *c) { return c->subprotocol; }
+const char *wsgw_conn_user(const wsgw_conn_t *c) { return conn_user(c); }
+const char *wsgw_conn_subprotocol(const wsgw_conn_t *c) { return conn_subprotocol(c); }
 void  wsgw_conn_set_data(wsgw_conn_t *c, void *data) { conn_app(c)->user_data = data; }
 void *wsgw_conn_data(const wsgw_conn_t *c) { return c->app ? c->app->user_data : NULL; }
 wsgw_server_t *wsgw_conn_server(const wsgw_conn_t *c) { return c->srv; }

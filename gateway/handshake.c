@@ -137,6 +137,13 @@ static void negotiate_compression(wsgw_conn_t *c, const ws_http_request_t *req)
     }
 }
 
+/* The request is only valid during the handshake callbacks; the connection
+ * may already be closed (and its handshake state freed) by one of them. */
+static void set_no_req(wsgw_conn_t *c)
+{
+    if (c->hs) c->hs->req = NULL;
+}
+
 static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr_len)
 {
     wsgw_server_t *s = c->srv;
@@ -164,17 +171,17 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
         handshake_refuse(c, 503, "connection limit reached", HS_FAIL_CAPACITY);
         return;
     }
-    c->req = req;
+    c->hs->req = req;
     int origin_ok = s->check_origin
         ? s->check_origin(c, hs.origin, hs.origin_len, s->check_origin_ud)
         : origin_allowed(s, hs.origin, hs.origin_len, hs.host, hs.host_len);
     if (!origin_ok) {
-        c->req = NULL;
+        set_no_req(c);
         handshake_refuse(c, 403, "origin not allowed", HS_FAIL_ORIGIN);
         return;
     }
     if (auth_handshake(c, req) != 0) {            /* 401 already queued */
-        c->req = NULL;
+        set_no_req(c);
         return;
     }
     char id[128];
@@ -182,34 +189,36 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     if (s->id_gen) id_len = s->id_gen(c, id, sizeof id, s->id_gen_ud);
     else if (cfg->id_generator == WSGW_ID_HEADER) id_len = id_from_header(c, id, sizeof id);
     else id_len = id_random(id, sizeof id);
-    if (id_len == 0 || !wsgw_id_valid(id, id_len) || strmap_get(&s->by_id, id, id_len)) {
-        c->req = NULL;
+    if (id_len == 0 || !wsgw_id_valid(id, id_len) || idmap_get(&s->by_id, id, id_len)) {
+        set_no_req(c);
         handshake_refuse(c, 403, id_len ? "connection id already in use or invalid"
                                         : "no connection id", HS_FAIL_ID);
         return;
     }
-    c->id = ws_xstrndup(id, id_len);
-    c->id_len = id_len;
+    c->id = id_len < sizeof c->id_small ? c->id_small : ws_xmalloc(id_len + 1);
+    memcpy(c->id, id, id_len);
+    c->id[id_len] = '\0';
+    c->id_len = (uint8_t)id_len;
 
     int proto = ws_handshake_select_subprotocol(req, (const char *const *)cfg->subprotocols.v,
                                                 cfg->subprotocols.n);
-    c->subprotocol = proto >= 0 ? cfg->subprotocols.v[proto] : NULL;
+    c->subprotocol = proto >= 0 && proto < SUBPROTO_WSGW - 1 ? (uint8_t)(proto + 1) : SUBPROTO_NONE;
     if (!c->subprotocol && c->token_in_protocol) {
         /* A browser that offered protocols fails the handshake unless one
          * is selected, and the bearer entry must not be echoed: the
          * convention is to offer "wsgw" beside it, which is selected. */
         static const char *const wsgw_proto[] = { "wsgw" };
-        if (ws_handshake_select_subprotocol(req, wsgw_proto, 1) == 0) c->subprotocol = (char *)"wsgw";
+        if (ws_handshake_select_subprotocol(req, wsgw_proto, 1) == 0) c->subprotocol = SUBPROTO_WSGW;
     }
     negotiate_compression(c, req);
     char ext[160];
     if (c->pmd && ws_pmd_format_response(&c->pmd_params, ext, sizeof ext) < 0) c->pmd = 0;
 
     char resp[512];
-    int n = ws_handshake_response(resp, sizeof resp, hs.key, hs.key_len, c->subprotocol,
+    int n = ws_handshake_response(resp, sizeof resp, hs.key, hs.key_len, conn_subprotocol(c),
                                   c->pmd ? ext : NULL);
     if (n < 0) {
-        c->req = NULL;
+        set_no_req(c);
         handshake_refuse(c, 500, "response too large", HS_FAIL_BAD_REQUEST);
         return;
     }
@@ -224,20 +233,18 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     ws_reader_init(&c->reader, &rcfg);
     uint64_t now = wsgw_now_ms(s);
     c->state = CONN_OPEN;
-    c->deadline_ms = 0;
-    c->last_ping_ms = now;
-    c->err_tokens = cfg->error_rate_burst;
-    c->err_tokens_ms = now;
+    c->has_deadline = 0;
+    c->last_ping_ms = conn_ms(now);
     s->n_handshaking--;
     s->n_open++;
     c->upgraded = 1;
-    strmap_put(&s->by_id, c->id, c->id_len, c);
+    idmap_put(&s->by_id, c);   /* unique: checked above */
     s->metrics.connections_total++;
     c->opened = 1;
     cluster_conn_opened(c);
     wsgw_log(WSGW_LOG_DEBUG, "conn_open", "id=%s remote=%s compression=%d", c->id, conn_peer(c), c->pmd);
     if (s->on_connection) s->on_connection(c, s->on_connection_ud);
-    c->req = NULL;
+    set_no_req(c);
     if (c->state != CONN_OPEN) return;      /* disconnected inside on_connection */
     if (c->codec == CODEC_IRIS) protocol_iris_open(c);   /* Iris has no welcome */
     else if (!conn_native(c) && !cluster_after_sync(c, (json_span_t){ NULL, 0 }, 1))
@@ -273,17 +280,24 @@ void handshake_input(wsgw_conn_t *c, const uint8_t *buf, size_t n)
         return;
     }
     c->state = CONN_HTTP;
-    c->req = &req;
+    c->hs->req = &req;
     http_route(c, &req);
-    c->req = NULL;
+    set_no_req(c);
     conn_hs_free(c);
+}
+
+const char *conn_subprotocol(const wsgw_conn_t *c)
+{
+    if (c->subprotocol == SUBPROTO_NONE) return NULL;
+    if (c->subprotocol == SUBPROTO_WSGW) return "wsgw";
+    return c->srv->cfg->subprotocols.v[c->subprotocol - 1];
 }
 
 const char *wsgw_conn_header(const wsgw_conn_t *c, const char *name)
 {
     static char value[1024];                 /* valid until the next call: see wsgw.h */
-    if (!c->req || !name) return NULL;
-    const ws_http_header_t *h = ws_http_find_header(c->req, name, NULL);
+    if (!conn_req(c) || !name) return NULL;
+    const ws_http_header_t *h = ws_http_find_header(conn_req(c), name, NULL);
     if (!h || h->value_len >= sizeof value) return NULL;
     memcpy(value, h->value, h->value_len);
     value[h->value_len] = '\0';

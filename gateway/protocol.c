@@ -41,12 +41,8 @@ static int protocol_error_budget(wsgw_conn_t *c)
 {
     const wsgw_config_t *cfg = c->srv->cfg;
     if (cfg->error_rate_limit <= 0) return 1;
-    uint64_t now = wsgw_now_ms(c->srv);
-    c->err_tokens += (double)(now - c->err_tokens_ms) * cfg->error_rate_limit / 1000.0;
-    if (c->err_tokens > cfg->error_rate_burst) c->err_tokens = cfg->error_rate_burst;
-    c->err_tokens_ms = now;
-    c->err_tokens -= 1.0;
-    return c->err_tokens >= 0.0;
+    return tbucket_take(&c->err_bucket, cfg->error_rate_limit, cfg->error_rate_burst,
+                        wsgw_now_ms(c->srv), 1);
 }
 
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)

@@ -6,19 +6,38 @@
 
 #include "ws_alloc.h"
 
+#define TBUCKET_STALE (1u << 30)
+
+static double tbucket_level(const tbucket_t *b, double rate, double burst, uint64_t now_ms)
+{
+    if (b->last_ms == 0) return burst;
+    uint32_t elapsed = (uint32_t)now_ms - b->last_ms;
+    if (elapsed >= TBUCKET_STALE) return burst;     /* (or the clock went back) */
+    double t = (double)b->tokens + (double)elapsed * rate / 1000.0;
+    return t > burst ? burst : t;
+}
+
 int tbucket_take(tbucket_t *b, double rate, double burst, uint64_t now_ms, double cost)
 {
     if (rate <= 0) return 1;
-    if (b->last_ms == 0) {
-        b->tokens = burst;
-    } else if (now_ms > b->last_ms) {
-        b->tokens += (double)(now_ms - b->last_ms) * rate / 1000.0;
-        if (b->tokens > burst) b->tokens = burst;
+    double t = tbucket_level(b, rate, burst, now_ms);
+    b->last_ms = (uint32_t)now_ms ? (uint32_t)now_ms : 1;
+    if (t < cost) {
+        b->tokens = (float)t;
+        return 0;
     }
-    b->last_ms = now_ms ? now_ms : 1;
-    if (b->tokens < cost) return 0;
-    b->tokens -= cost;
+    b->tokens = (float)(t - cost);
     return 1;
+}
+
+void tbucket_age(tbucket_t *b, uint64_t now_ms)
+{
+    if (b->last_ms && (uint32_t)now_ms - b->last_ms >= TBUCKET_STALE) b->last_ms = 0;
+}
+
+int tbucket_full(const tbucket_t *b, double rate, double burst, uint64_t now_ms)
+{
+    return rate <= 0 || tbucket_level(b, rate, burst, now_ms) >= burst;
 }
 
 static size_t ip_key(const struct sockaddr *peer, uint8_t key[17])
@@ -56,9 +75,9 @@ void ip_table_sweep(ip_table_t *t, double rate, double burst, uint64_t now_ms)
     ip_entry_t **gone = NULL;
     for (size_t i = 0; i < t->map.cap; i++) {
         ip_entry_t *e = t->map.slots[i].value;
-        if (!t->map.slots[i].key || e->conns) continue;
-        double refill = rate > 0 ? (double)(now_ms - e->rate.last_ms) * rate / 1000.0 : burst;
-        if (e->rate.tokens + refill < burst) continue;
+        if (!t->map.slots[i].key) continue;
+        tbucket_age(&e->rate, now_ms);
+        if (e->conns || !tbucket_full(&e->rate, rate, burst, now_ms)) continue;
         gone = ws_xrealloc(gone, (n + 1) * sizeof *gone);
         gone[n++] = e;
     }

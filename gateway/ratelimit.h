@@ -11,6 +11,12 @@
  * client cannot reset its rate by disconnecting); ratelimit_sweep() drops
  * the others, which bounds the table by the clients seen in the last
  * burst/rate seconds.
+ *
+ * A bucket is 8 bytes (one lives in every connection for each of three
+ * limits): tokens as a float, and the low 32 bits of the millisecond clock,
+ * compared by wrap-safe difference.  A bucket left alone for 2^30 ms (12
+ * days) would see a wrapped difference, so the owner's periodic sweep calls
+ * tbucket_age(), which marks such a bucket unused: it is full then anyway.
  */
 #ifndef WSGW_RATELIMIT_H
 #define WSGW_RATELIMIT_H
@@ -22,13 +28,17 @@
 #include "strmap.h"
 
 typedef struct tbucket {
-    double   tokens;
-    uint64_t last_ms;      /* 0: never used (starts full) */
+    float    tokens;
+    uint32_t last_ms;      /* low bits of the clock; 0: never used (starts full) */
 } tbucket_t;
 
 /* Takes `cost` tokens if the bucket has them (1) or takes nothing (0).
  * rate <= 0 means unlimited (always 1). */
 int tbucket_take(tbucket_t *b, double rate, double burst, uint64_t now_ms, double cost);
+/* Marks the bucket unused if it was last used 2^30 ms ago or more. */
+void tbucket_age(tbucket_t *b, uint64_t now_ms);
+/* Would the bucket be full by now? */
+int tbucket_full(const tbucket_t *b, double rate, double burst, uint64_t now_ms);
 
 typedef struct ip_entry {
     uint8_t   key[17];     /* family byte + 4 or 16 address bytes */

@@ -25,8 +25,13 @@ typedef struct wsgw_membership {
     uint32_t     idx;     /* this member's index in room->members */
 } wsgw_membership_t;
 
+/* Most connections are in one room: that membership is kept inline, and
+ * an array is allocated only for a second one. */
 struct wsgw_member {
-    wsgw_membership_t *rooms;  /* NULL while in no room */
+    union {
+        wsgw_membership_t  one;    /* cap <= 1 */
+        wsgw_membership_t *many;   /* cap > 1: owned array */
+    } u;
     uint16_t count, cap;
 };
 
@@ -45,6 +50,12 @@ typedef struct wsgw_rooms {
     void   (*on_room_destroyed)(wsgw_room_t *room, void *ud);
     void    *hook_ud;
 } wsgw_rooms_t;
+
+/* The member's count memberships. */
+static inline const wsgw_membership_t *rooms_memberships(const wsgw_member_t *m)
+{
+    return m->cap <= 1 ? &m->u.one : m->u.many;
+}
 
 /* Returns 1 joined, 0 already a member (Iris joined twice and delivered
  * twice; we do not), -1 when the member is in max_rooms rooms already. */

@@ -229,14 +229,28 @@ static int server_iris_init(wsgw_server_t *s, char *err, size_t errlen)
     return 0;
 }
 
+static const char *conn_id_key(const void *item, size_t *len)
+{
+    const wsgw_conn_t *c = item;
+    *len = c->id_len;
+    return c->id;
+}
+
 static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
                                  const wsgw_listen_fd_t *fds, size_t nfds, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
     wsgw_server_t *s = ws_xcalloc(1, sizeof *s);
     s->loop = loop;
+    idmap_init(&s->by_id, conn_id_key);
     s->cfg = cfg;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (poller_init(&s->poller, loop, conn_ready) != 0) {
+        if (err && errlen) snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+        s->poller.epfd = -1;
+        wsgw_server_free(s);
+        return NULL;
+    }
     s->read_cap = cfg->read_buffer_size;
     s->read_buf = ws_xmalloc(s->read_cap);
     s->write_cap = cfg->write_buffer_size;
@@ -376,13 +390,14 @@ void wsgw_server_free(wsgw_server_t *s)
         s->to_free = c->free_next;
         conn_free(c);
     }
+    poller_free(&s->poller);
     if (ev_is_active(&s->flush_w)) ev_prepare_stop(s->loop, &s->flush_w);
     if (ev_is_active(&s->sweep_w)) ev_timer_stop(s->loop, &s->sweep_w);
     if (ev_is_active(&s->drain_w)) ev_timer_stop(s->loop, &s->drain_w);
     cluster_free(s);
     auth_free(s);
     rooms_free(&s->rooms);
-    strmap_free(&s->by_id);
+    idmap_free(&s->by_id);
     ip_table_free(&s->ips);
     if (s->inflater) ws_inflater_free(s->inflater);
     for (int i = 0; i < 8; i++) if (s->deflaters[i]) ws_deflater_free(s->deflaters[i]);

@@ -31,7 +31,10 @@ static const uint8_t ws_empty[1];
 void ws_reader_init(ws_reader_t *r, const ws_reader_config_t *cfg)
 {
     memset(r, 0, sizeof *r);
-    r->_cfg = *cfg;
+    r->_max = cfg->max_message_size;
+    r->_inflater = cfg->inflater;
+    r->_role = (uint8_t)cfg->role;
+    r->_inflate_reset = (uint8_t)(cfg->inflate_reset != 0);
     r->_utf8 = WS_UTF8_ACCEPT;
 }
 
@@ -52,7 +55,7 @@ static void ws_reader_release(ws_reader_t *r)
  * 64 KiB, RFC 1951 §3.2.4; 1/64 + 1 KiB is generous). */
 static uint64_t ws_wire_limit(const ws_reader_t *r)
 {
-    uint64_t max = r->_cfg.max_message_size;
+    uint64_t max = r->_max;
     if (!r->_msg_compressed) return max;
     uint64_t slack = max / 64 + 1024;
     return max > UINT64_MAX - slack ? UINT64_MAX : max + slack;
@@ -64,11 +67,11 @@ static uint64_t ws_wire_limit(const ws_reader_t *r)
 static int ws_read_header(ws_reader_t *r, const uint8_t *p, size_t n, size_t *used)
 {
     ws_frame_hdr_t h;
-    int allowed = r->_cfg.inflater ? WS_RSV1 : 0;
+    int allowed = r->_inflater ? WS_RSV1 : 0;
     int rc;
     *used = 0;
     if (r->_hdr_have == 0) {
-        rc = ws_frame_parse_header(p, n, allowed, r->_cfg.role, &h);
+        rc = ws_frame_parse_header(p, n, allowed, (ws_role_t)r->_role, &h);
         if (rc == WS_E_WANT_MORE) {          /* n < WS_FRAME_HEADER_MAX here */
             memcpy(r->_hdr, p, n);
             r->_hdr_have = (uint8_t)n;
@@ -82,7 +85,7 @@ static int ws_read_header(ws_reader_t *r, const uint8_t *p, size_t n, size_t *us
         size_t take = WS_FRAME_HEADER_MAX - have;
         if (take > n) take = n;
         memcpy(r->_hdr + have, p, take);
-        rc = ws_frame_parse_header(r->_hdr, have + take, allowed, r->_cfg.role, &h);
+        rc = ws_frame_parse_header(r->_hdr, have + take, allowed, (ws_role_t)r->_role, &h);
         if (rc == WS_E_WANT_MORE) {
             r->_hdr_have = (uint8_t)(have + take);
             *used = take;
@@ -122,7 +125,7 @@ static int ws_read_header(ws_reader_t *r, const uint8_t *p, size_t n, size_t *us
  * stops the work within one block of it. */
 static int ws_unmask_check(ws_reader_t *r, uint8_t *p, size_t n, int utf8)
 {
-    int masked = r->_cfg.role == WS_ROLE_SERVER;
+    int masked = (ws_role_t)r->_role == WS_ROLE_SERVER;
     if (!utf8) {
         if (masked) ws_mask(p, n, r->_mask, r->_frame_done);
         return 0;
@@ -171,7 +174,7 @@ static int ws_read_control(ws_reader_t *r, uint8_t *p, size_t avail, size_t *use
                            ws_msg_t *msg)
 {
     size_t left = (size_t)r->_frame_left;      /* <= WS_CONTROL_MAX */
-    int masked = r->_cfg.role == WS_ROLE_SERVER;
+    int masked = (ws_role_t)r->_role == WS_ROLE_SERVER;
     *used = 0;
     if (r->_frame_done == 0 && avail >= left) {
         if (masked) ws_mask(p, left, r->_mask, 0);
@@ -204,11 +207,11 @@ static int ws_emit_message(ws_reader_t *r, const uint8_t *p, size_t n, ws_msg_t 
     r->_msg_compressed = 0;
     r->_msg_size = 0;
     if (compressed) {
-        uint64_t max = r->_cfg.max_message_size;
+        uint64_t max = r->_max;
         size_t limit = max > SIZE_MAX ? SIZE_MAX : (size_t)max;
         r->_inflated.len = 0;
         r->_release |= REL_INFLATED;
-        int rc = ws_inflate(r->_cfg.inflater, p, n, r->_cfg.inflate_reset, &r->_inflated, limit);
+        int rc = ws_inflate(r->_inflater, p, n, r->_inflate_reset, &r->_inflated, limit);
         if (rc != WS_OK) return rc < 0 ? rc : WS_E_INFLATE;
         if (r->_inflated.len > limit) return WS_E_INFLATE_TOO_BIG;
         p = r->_inflated.data;

@@ -68,7 +68,9 @@ typedef struct ws_msg {
 /* Layout is visible so a reader can be embedded in a connection struct; the
  * fields are private (leading underscore). */
 typedef struct ws_reader {
-    ws_reader_config_t _cfg;
+    uint64_t  _max;            /* config: max_message_size (kept in 16 bytes, not 32:
+                                  a reader lives in every idle connection) */
+    ws_inflater_t *_inflater;  /* config */
     ws_buf_t  _msg;            /* assembled payload of a message in progress */
     ws_buf_t  _inflated;       /* inflated payload of the last compressed message */
     uint8_t  *_ctrl;           /* spill for a control frame split across feeds */
@@ -87,6 +89,8 @@ typedef struct ws_reader {
     uint8_t   _msg_compressed;
     uint8_t   _release;        /* free/reset buffers on the next call */
     uint8_t   _closed;         /* a CLOSE was returned: later input is discarded */
+    uint8_t   _role;           /* config: ws_role_t */
+    uint8_t   _inflate_reset;  /* config */
 } ws_reader_t;
 
 /* Initialises *r for one connection.  The config is copied. */

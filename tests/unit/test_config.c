@@ -679,6 +679,24 @@ static void test_file_unknown_key_path(void)
 
 /* ---- cross-field validation ------------------------------------------------- */
 
+/* A connection keeps the chosen subprotocol as a one-byte index. */
+static void test_validate_subprotocol_count(void)
+{
+    char text[600] = "subprotocols = p0";
+    for (int i = 1; i < 33; i++) snprintf(text + strlen(text), sizeof text - strlen(text), ",p%d", i);
+    strcat(text, "\n");
+    wsgw_config_t c;
+    wsgw_config_init(&c);
+    CHECK_MSG(load_str(&c, text) == 0, "%s", err);
+    CHECK_INT(wsgw_config_validate(&c, err, sizeof err), -1);
+    CHECK_MSG(strstr(err, "lists 33 subprotocols; at most 32 are allowed") != NULL, "%s", err);
+    wsgw_config_free(&c);
+    wsgw_config_init(&c);
+    CHECK_MSG(load_str(&c, "subprotocols = a,b,c\n") == 0, "%s", err);
+    CHECK_INT(wsgw_config_validate(&c, err, sizeof err), 0);
+    wsgw_config_free(&c);
+}
+
 static void test_validate(void)
 {
     static const struct { const char *text, *msg; } cases[] = {
@@ -891,6 +909,7 @@ int main(void)
     RUN(test_file_syntax);
     RUN(test_file_unknown_key_path);
     RUN(test_validate);
+    RUN(test_validate_subprotocol_count);
     RUN(test_help_lists_every_key);
     RUN(test_dump_round_trip);
     RUN(test_deploy_example);

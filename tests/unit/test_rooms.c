@@ -1,6 +1,7 @@
 /* Unit tests: strmap, rooms, outq (the gateway's in-memory structures). */
 #include "test.h"
 
+#include "idmap.h"
 #include "outq.h"
 #include "rooms.h"
 #include "strmap.h"
@@ -53,7 +54,7 @@ static void test_rooms_join_leave_semantics(void)
     CHECK_INT(destroyed, 1);
     CHECK(rooms_find(&rs, "lobby", 5) == NULL);
     CHECK_INT(rooms_count(&rs), 0);
-    CHECK(a.rooms == NULL && b.rooms == NULL && c.rooms == NULL);
+    CHECK(a.cap == 0 && b.cap == 0 && c.cap == 0);   /* nothing left allocated */
     rooms_free(&rs);
 }
 
@@ -79,8 +80,9 @@ static void test_rooms_limit_and_leave_all(void)
         for (uint32_t j = 0; j < r->count; j++) {
             wsgw_member_t *mm = r->members[j];
             int found = 0;
+            const wsgw_membership_t *ms = rooms_memberships(mm);
             for (int q = 0; q < mm->count; q++)
-                if (mm->rooms[q].room == r) { CHECK_INT(mm->rooms[q].idx, j); found = 1; }
+                if (ms[q].room == r) { CHECK_INT(ms[q].idx, j); found = 1; }
             CHECK(found);
         }
     }
@@ -88,6 +90,66 @@ static void test_rooms_limit_and_leave_all(void)
     CHECK_INT(rooms_count(&rs), 0);
     CHECK_INT(rs.memberships, 0);
     rooms_free(&rs);
+}
+
+/* One membership is inline; a second moves both to an array, and leaving
+ * down to none and joining again returns to the inline slot. */
+static void test_rooms_inline_then_array(void)
+{
+    wsgw_rooms_t rs = {0};
+    wsgw_member_t a = {0}, b = {0};
+    CHECK_INT(rooms_join(&rs, &a, "one", 3, 8), 1);
+    CHECK_INT(a.cap, 1);
+    CHECK_INT(rooms_join(&rs, &b, "one", 3, 8), 1);
+    CHECK_INT(rooms_join(&rs, &a, "two", 3, 8), 1);
+    CHECK(a.cap > 1 && a.count == 2);
+    CHECK(rooms_is_member(&a, "one", 3) && rooms_is_member(&a, "two", 3));
+    CHECK_INT(rooms_leave(&rs, &a, "one", 3), 1);          /* b's index in "one" is fixed */
+    wsgw_room_t *one = rooms_find(&rs, "one", 3);
+    CHECK(one && one->count == 1 && one->members[0] == &b && rooms_memberships(&b)[0].idx == 0);
+    CHECK_INT(rooms_leave(&rs, &a, "two", 3), 1);
+    CHECK_INT(a.cap, 0);
+    CHECK_INT(rooms_join(&rs, &a, "three", 5, 8), 1);
+    CHECK(a.cap == 1 && rooms_memberships(&a)[0].room == rooms_find(&rs, "three", 5));
+    rooms_leave_all(&rs, &a);
+    rooms_leave_all(&rs, &b);
+    CHECK_INT(rooms_count(&rs), 0);
+    rooms_free(&rs);
+}
+
+typedef struct item { char key[16]; size_t len; } item_t;
+static const char *item_key(const void *p, size_t *len)
+{
+    const item_t *it = p;
+    *len = it->len;
+    return it->key;
+}
+
+/* Put, get and delete in an order that exercises the backward shift of
+ * probe runs, checked against what must be there. */
+static void test_idmap_churn(void)
+{
+    static item_t items[6000];
+    idmap_t m;
+    idmap_init(&m, item_key);
+    for (int i = 0; i < 6000; i++) {
+        items[i].len = (size_t)snprintf(items[i].key, sizeof items[i].key, "id%d", i);
+        CHECK_INT(idmap_put(&m, &items[i]), 0);
+    }
+    CHECK_INT(idmap_put(&m, &items[17]), -1);              /* key already there */
+    CHECK_INT(m.count, 6000);
+    for (int i = 0; i < 6000; i += 3) CHECK(idmap_del(&m, items[i].key, items[i].len) == &items[i]);
+    CHECK(idmap_del(&m, "id0", 3) == NULL);
+    CHECK(idmap_del(&m, "absent", 6) == NULL);
+    for (int i = 0; i < 6000; i++) {
+        void *v = idmap_get(&m, items[i].key, items[i].len);
+        if (i % 3) CHECK(v == &items[i]);
+        else CHECK(v == NULL);
+    }
+    for (int i = 0; i < 6000; i += 3) CHECK_INT(idmap_put(&m, &items[i]), 0);
+    for (int i = 0; i < 6000; i++) CHECK(idmap_get(&m, items[i].key, items[i].len) == &items[i]);
+    CHECK_INT(m.count, 6000);
+    idmap_free(&m);
 }
 
 static void test_outq_shared_blocks(void)
@@ -160,6 +222,8 @@ int main(void)
     RUN(test_strmap_put_get_del_churn);
     RUN(test_rooms_join_leave_semantics);
     RUN(test_rooms_limit_and_leave_all);
+    RUN(test_rooms_inline_then_array);
+    RUN(test_idmap_churn);
     RUN(test_outq_shared_blocks);
     RUN(test_outq_inline_slot);
     return test_report("rooms");
