@@ -40,7 +40,7 @@ FUZZ_REPLAY_CLANG := $(FUZZ_NAMES:%=$(B)/clang/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run cluster cluster-stop test unit integration test-js fuzz fuzz-build bench-proto bench soak deps clean help
+.PHONY: all run cluster cluster-stop test unit integration test-js fuzz fuzz-build bench-proto bench bench-compare soak deps clean help
 all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN) $(B)/bench/loadgen
 
 help:
@@ -52,6 +52,7 @@ help:
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)"
 	@echo "make bench-proto  parse+unmask+UTF-8 throughput of proto/"
 	@echo "make bench      build/wsgw under load from build/bench/loadgen (~2 min)"
+	@echo "make bench-compare  wsgw beside a C ceiling, Bun, Node ws, Socket.IO (~15 min)"
 	@echo "make soak       build/wsgw under load and faults for SOAK_SECONDS (default 600), with delivery accounting"
 	@echo "make deps       install missing Debian packages and the npm packages of tests/js"
 
@@ -185,6 +186,12 @@ $(B)/bench/loadgen: $(LOADGEN_SRC) tests/bench/lg_conn.h tests/bench/lg_stats.h 
 # minutes, and its numbers depend on the machine.
 bench: deps $(B)/wsgw $(B)/bench/loadgen
 	tests/bench/run-bench.sh
+
+# wsgw side by side with a raw-write C ceiling, Bun, Node ws and Socket.IO
+# (installed from npm into a cache outside the tree), one table with
+# ratios and the issue-8 targets (docs/performance.md).  ~15 minutes.
+bench-compare: deps $(B)/wsgw $(B)/bench/loadgen $(B)/bench/ceiling
+	tests/bench/compare.sh
 
 # ---- soak -------------------------------------------------------------------
 # A master and 2 workers, a redis-server, 2000 connections (normal clients

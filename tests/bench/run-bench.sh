@@ -134,9 +134,16 @@ us() { awk -v x="$1" 'BEGIN { if (x >= 10000) printf "%.1f ms", x / 1000; else p
 si() { awk -v x="$1" 'BEGIN { if (x >= 1e6) printf "%.2fM", x / 1e6; else if (x >= 1e4) printf "%.0fk", x / 1e3; else printf "%.0f", x }'; }
 
 # ---- idle: memory per connection --------------------------------------------------
-echo "== idle: $IDLE_N connections joined to one room, server VmRSS before and after"
+echo "== idle: $IDLE_N connections joined to one room, server memory before and after"
+# A warm-up of 500 connections first, so the library and code pages read at
+# the first connection are in the baseline; then the growth of anonymous
+# memory (the heap: what connections cost) and of the whole RSS.
+anon_kb() { awk '/^RssAnon:/ { print $2 }' "/proc/$1/status"; }
 if start_gw idle; then
-    before=$(rss_kb "$GW_PID")
+    "${GEN_PIN[@]}" "$LOADGEN" --url "ws://127.0.0.1:$GW_PORT/ws" --timeout "$TIMEOUT" --hold 0 idle 500 \
+        >"$OUT/idle-warmup.out" 2>&1
+    sleep 0.5
+    before=$(rss_kb "$GW_PID") abefore=$(anon_kb "$GW_PID")
     "${GEN_PIN[@]}" "$LOADGEN" --url "ws://127.0.0.1:$GW_PORT/ws" --server-pid "$GW_PID" \
         --timeout "$TIMEOUT" --hold "$IDLE_HOLD" idle "$IDLE_N" >"$OUT/idle.out" 2>&1 &
     lg_pid=$!
@@ -144,7 +151,7 @@ if start_gw idle; then
     for _ in $(seq $((TIMEOUT * 10))); do
         if grep -q '^ALL_JOINED' "$OUT/idle.out"; then
             sleep 1                      # let the last replies drain
-            after=$(rss_kb "$GW_PID")
+            after=$(rss_kb "$GW_PID") aafter=$(anon_kb "$GW_PID")
             break
         fi
         kill -0 "$lg_pid" 2>/dev/null || break
@@ -155,15 +162,15 @@ if start_gw idle; then
     RES=$(grep '^RESULT ' "$OUT/idle.out" | tail -n 1)
     stop_gw; grc=$?
     if [ $rc -eq 0 ] && [ $grc -eq 0 ] && [ -n "$after" ]; then
-        per=$(( (after - before) * 1024 / IDLE_N ))
-        echo "    wsgw VmRSS ${before} kB -> ${after} kB: $per bytes per idle connection"
-        row "idle RSS, $IDLE_N conns" "$per B/connection" - "$(pct "$(value gen_cpu "$RES")")" \
+        per=$(( (after - before) * 1024 / IDLE_N )) aper=$(( (aafter - abefore) * 1024 / IDLE_N ))
+        echo "    wsgw VmRSS ${before} kB -> ${after} kB ($per B/connection), RssAnon ${abefore} kB -> ${aafter} kB ($aper B/connection)"
+        row "idle memory, $IDLE_N conns" "$aper B/conn anon, $per B RSS" - "$(pct "$(value gen_cpu "$RES")")" \
             "$(pct "$(value srv_cpu "$RES")")" "memory"
     else
-        fail "idle RSS, $IDLE_N conns"
+        fail "idle memory, $IDLE_N conns"
     fi
 else
-    fail "idle RSS, $IDLE_N conns"
+    fail "idle memory, $IDLE_N conns"
 fi
 
 # ---- throughput scenarios: REPEAT runs each, the median is reported --------------
