@@ -36,7 +36,12 @@
  * server's, given --server-pid) and which side was the bottleneck.  The CPU
  * figures are getrusage() and /proc: everything the process does, TLS and
  * inflating included, so bound=generator-bound shows whenever the generator
- * used >= 90% of its core, whatever the mode.  The line ends with the mode:
+ * used >= 90% of its core, whatever the mode; a server of several
+ * processes (--server-pid A,B) is saturated when one of them used >= 90%
+ * of a core or all together >= 90% of the CPUs they may run on.
+ * other_cpu is what the rest of the machine used meanwhile (-1 without
+ * --server-pid): a run that shares the CPUs with other work says so.  The
+ * line ends with the mode:
  *   tls=0|1 [tls_params=VERSION/CIPHER] deflate=0|1
  *   [pmd="permessage-deflate;..." compressed=N uncompressed=N
  *    inflate_hits=N inflate_misses=N] dialect=wsgw|sio
@@ -106,7 +111,7 @@ typedef struct bench {
     uint64_t   connect_t0, connect_t1;
     /* measured phase */
     uint64_t   t0, t1;
-    double     cpu0, cpu1;
+    double     cpu0, cpu1, all0, all1;   /* this process; the whole machine */
     double     srv0[LG_MAX_SERVER_PIDS], srv1[LG_MAX_SERVER_PIDS];
     uint64_t   hold_t0, hold_t1;
     uint64_t   phase_until;
@@ -145,6 +150,7 @@ static void begin_measure(bench_t *b)
 {
     b->t0 = lg_now_ns();
     b->cpu0 = lg_cpu_self();
+    b->all0 = lg_cpu_machine();
     sample_servers(b, b->srv0);
 }
 
@@ -152,6 +158,7 @@ static void end_measure(bench_t *b, uint64_t t1)
 {
     b->t1 = t1;
     b->cpu1 = lg_cpu_self();
+    b->all1 = lg_cpu_machine();
     sample_servers(b, b->srv1);
 }
 
@@ -198,7 +205,18 @@ static void print_cpu(const bench_t *b, char *kv, size_t kvlen)
         if (b->o.n_server_pids > 1) printf(" (%zu processes, busiest %.0f%%)", b->o.n_server_pids, srv_max * 100);
     }
     printf(" -> %s\n", bound);
-    int n = snprintf(kv, kvlen, "gen_cpu=%.2f srv_cpu=%.2f bound=%s", gen, srv, bound);
+    /* What the rest of the machine did meanwhile (other processes, and the
+     * kernel's softirq work not charged to either side): a figure taken
+     * while something else ran is not comparable. */
+    double other = -1;
+    if (srv >= 0 && b->all0 >= 0 && b->all1 >= 0) {
+        other = (b->all1 - b->all0) / wall - gen - srv;
+        if (other < 0) other = 0;
+        if (other >= 0.25)
+            printf("  warning: other work used %.0f%% of a CPU during the measurement: the figures are skewed\n",
+                   other * 100);
+    }
+    int n = snprintf(kv, kvlen, "gen_cpu=%.2f srv_cpu=%.2f bound=%s other_cpu=%.2f", gen, srv, bound, other);
     if (b->o.n_server_pids > 1 && n > 0 && (size_t)n < kvlen)
         snprintf(kv + n, kvlen - (size_t)n, " srv_procs=%zu srv_cpu_max=%.2f", b->o.n_server_pids, srv_max);
 }
