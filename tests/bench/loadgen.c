@@ -616,6 +616,10 @@ static void report(bench_t *b)
 
 /* ---- setup ------------------------------------------------------------------------- */
 
+/* Descriptors besides the connections: stdin/stdout/stderr, the epoll
+ * instance, and a /proc file read now and then for the CPU figures. */
+#define LG_SPARE_FDS 6
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -627,7 +631,9 @@ static void usage(FILE *f)
         "  echo            --conns each emit to a room of their own, one message in flight each\n"
         "options:\n"
         "  --url URL            ws://HOST:PORT/PATH or wss://HOST:PORT/PATH, HOST a numeric IPv4\n"
-        "                       address or localhost (default ws://127.0.0.1:8080/ws)\n"
+        "                       address or localhost (default ws://127.0.0.1:8080/ws).  wss:// is\n"
+        "                       TLS 1.2+ with a full handshake per connection and the server\n"
+        "                       certificate NOT verified unless --tls-verify or --tls-ca\n"
         "  --timeout S          abort with status 2 after S seconds, --hold excluded (default 60)\n"
         "  --concurrency N      handshakes in flight at a time (default 500; handshakes: 100)\n"
         "  --hold S             idle: seconds to hold the connections (default 10)\n"
@@ -658,8 +664,10 @@ static void usage(FILE *f)
         "                       default: benchmarks run against self-signed certificates\n"
         "  --tls-ca FILE        wss://: verify against the CA certificates in FILE instead\n"
         "Each connection is a file descriptor: the generator raises its soft open-file limit\n"
-        "to the hard one and refuses to start when N connections cannot fit; beyond that, and\n"
-        "beyond the ports of one source address, use several processes (and --bind).\n");
+        "to the hard one and refuses to start (status 64) when the connections and %d spare\n"
+        "descriptors do not fit; beyond that, and beyond the ports of one source address, use\n"
+        "several processes (and --bind).  The RESULT line is described in loadgen.c's header.\n",
+        LG_SPARE_FDS);
 }
 
 static uint64_t num_arg(const char *name, const char *v, uint64_t min, uint64_t max)
@@ -761,9 +769,6 @@ static void parse_args(opts_t *o, int argc, char **argv)
     if (!o->messages) o->messages = o->scenario == SC_ECHO ? 1000 : 200;
 }
 
-/* Descriptors besides the connections: stdin/stdout/stderr, the epoll
- * instance, and a /proc file read now and then for the CPU figures. */
-#define LG_SPARE_FDS 6
 
 /* Each connection is a descriptor: raise the soft limit to the hard one
  * (a process cannot go past that without CAP_SYS_RESOURCE), and refuse to
