@@ -177,8 +177,10 @@ bench-proto: $(B)/bench/bench_proto
 
 # The load generator: one process, one epoll loop, many WebSocket clients
 # built on proto/ (tests/bench/loadgen.c).  -O2 like build/wsgw.
-LOADGEN_SRC := tests/bench/loadgen.c tests/bench/lg_conn.c tests/bench/lg_stats.c
-$(B)/bench/loadgen: $(LOADGEN_SRC) tests/bench/lg_conn.h tests/bench/lg_stats.h $(B)/libwsproto.a
+# TLS (wss://) is OpenSSL, permessage-deflate is proto/'s inflater over zlib:
+# both in PROTO_LIBS.
+LOADGEN_SRC := $(wildcard tests/bench/loadgen.c tests/bench/lg_*.c)
+$(B)/bench/loadgen: $(LOADGEN_SRC) $(wildcard tests/bench/lg_*.h) $(B)/libwsproto.a
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O2 -g -Iproto $(LOADGEN_SRC) $(B)/libwsproto.a $(PROTO_LIBS) -o $@
 # Starts build/wsgw, runs every scenario against it, prints a table

@@ -42,5 +42,8 @@ double lg_cpu_self(void);
 double lg_cpu_pid(pid_t pid);
 /* VmRSS of this process in bytes (from /proc/self/status), or 0. */
 size_t lg_rss_self(void);
+/* CPU seconds all CPUs of the machine have been busy (the first line of
+ * /proc/stat: everything but idle and iowait), or -1. */
+double lg_cpu_machine(void);
 
 #endif

@@ -1,13 +1,18 @@
-/* loadgen.c — a load generator for wsgw: one process, one epoll loop, many
- * WebSocket clients speaking the envelope protocol (docs/protocol.md).
+/* loadgen.c — a load generator for wsgw and its peers: one process, one
+ * epoll loop on one core, many WebSocket clients speaking the envelope
+ * protocol (docs/protocol.md).
  *
  * Scenarios:
  *   idle N        open N connections, each joins room "idle"; print
  *                 "ALL_JOINED" and hold them for --hold seconds (the
- *                 caller measures the server's memory meanwhile)
+ *                 caller measures the server's memory meanwhile).  SIGTERM
+ *                 or SIGINT during the hold ends it early, with the report
+ *                 and status 0, so a caller running several generators can
+ *                 stop them all once it has read what it needs
  *   handshakes N  open and close N connections, --concurrency at a time:
  *                 handshakes/s (101 checked and welcome read; each is then
- *                 closed with a close handshake)
+ *                 closed with a close handshake); over wss:// each is a full
+ *                 TLS handshake (no session resumption)
  *   fanout        --subscribers S join room "fan"; one publisher (also a
  *                 member: a client may only emit to a room it joined)
  *                 emits --messages M to room:fan, at most --window in
@@ -18,30 +23,58 @@
  *   echo          --conns K each join a room of their own and emit into it:
  *                 one message in flight per connection, round trips/s, RTT
  *
+ * Modes, each an option, any combination:
+ *   wss://        TLS (lg_tls.h), certificate not verified unless asked
+ *   --deflate     permessage-deflate offered and inflated (lg_deflate.h)
+ *   --dialect sio the Socket.IO v4 wrapping of the same envelopes (lg_sio.h)
+ *   --bind ADDR   source address of every socket, for more than one
+ *                 generator's worth of ports on one destination
+ *
  * Output: human-readable lines, then one machine-readable line
  *   RESULT scenario=... key=value ...
  * with the generator's own CPU use over the measured phase (and the
- * server's, given --server-pid) and which side was the bottleneck.
+ * server's, given --server-pid) and which side was the bottleneck.  The CPU
+ * figures are getrusage() and /proc: everything the process does, TLS and
+ * inflating included, so bound=generator-bound shows whenever the generator
+ * used >= 90% of its core, whatever the mode; a server of several
+ * processes (--server-pid A,B) is saturated when one of them used >= 90%
+ * of a core or all together >= 90% of the CPUs they may run on.
+ * other_cpu is what the rest of the machine used meanwhile (-1 without
+ * --server-pid): a run that shares the CPUs with other work says so.  The
+ * line ends with the mode:
+ *   tls=0|1 [tls_params=VERSION/CIPHER] deflate=0|1
+ *   [pmd="permessage-deflate;..." compressed=N uncompressed=N
+ *    inflate_hits=N inflate_misses=N] dialect=wsgw|sio
+ * (compressed/uncompressed count data messages received with and without
+ * RSV1; hits + misses = compressed; a miss is a real inflate).
  *
- * Exit status: 0 on success; 1 on any protocol error, refused handshake,
- * unexpected close, error envelope, or missing/duplicate delivery; 2 when
- * --timeout passes first; 64 on bad usage.
+ * Exit status: 0 on success (and when a signal ends the idle hold); 1 on
+ * any protocol error, refused handshake, unexpected close, error envelope,
+ * connect or TLS failure, or missing/duplicate delivery; 2 when --timeout
+ * passes first; 64 on bad usage, including more connections than the
+ * open-file limit allows; 128+N when signal N ends any other phase.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "lg_conn.h"
+#include "lg_sio.h"
 #include "lg_stats.h"
 
 enum { SC_IDLE, SC_HANDSHAKES, SC_FANOUT, SC_ECHO };
 static const char *const scenario_names[] = { "idle", "handshakes", "fanout", "echo" };
 
 enum { PH_CONNECT, PH_RUN, PH_DRAIN, PH_HOLD, PH_DONE };
+static const char *const phase_names[] = { "connect", "run", "drain", "hold", "done" };
+
+#define LG_MAX_SERVER_PIDS 16
 
 typedef struct opts {
     int      scenario;
@@ -56,7 +89,14 @@ typedef struct opts {
     uint64_t window;
     double   rate;          /* fanout msgs/s; 0 = window only */
     uint64_t conns;         /* echo */
-    long     server_pid;
+    pid_t    server_pid[LG_MAX_SERVER_PIDS];
+    size_t   n_server_pids;
+    const char *bind;       /* source address */
+    int      deflate;
+    int      dialect;       /* LG_DIALECT_* */
+    const char *sni;
+    int      tls_verify;
+    const char *tls_ca;
 } opts_t;
 
 typedef struct bench {
@@ -71,7 +111,9 @@ typedef struct bench {
     uint64_t   connect_t0, connect_t1;
     /* measured phase */
     uint64_t   t0, t1;
-    double     cpu0, cpu1, srv0, srv1;
+    double     cpu0, cpu1, all0, all1;   /* this process; the whole machine */
+    double     srv0[LG_MAX_SERVER_PIDS], srv1[LG_MAX_SERVER_PIDS];
+    uint64_t   hold_t0, hold_t1;
     uint64_t   phase_until;
     lg_lat_t   lat;
     /* fanout */
@@ -99,37 +141,133 @@ static bench_t B;
 
 static double secs(uint64_t ns) { return (double)ns / 1e9; }
 
+static void sample_servers(const bench_t *b, double *out)
+{
+    for (size_t i = 0; i < b->o.n_server_pids; i++) out[i] = lg_cpu_pid(b->o.server_pid[i]);
+}
+
 static void begin_measure(bench_t *b)
 {
     b->t0 = lg_now_ns();
     b->cpu0 = lg_cpu_self();
-    b->srv0 = lg_cpu_pid((pid_t)b->o.server_pid);
+    b->all0 = lg_cpu_machine();
+    sample_servers(b, b->srv0);
 }
 
 static void end_measure(bench_t *b, uint64_t t1)
 {
     b->t1 = t1;
     b->cpu1 = lg_cpu_self();
-    b->srv1 = lg_cpu_pid((pid_t)b->o.server_pid);
+    b->all1 = lg_cpu_machine();
+    sample_servers(b, b->srv1);
 }
 
-/* CPU use of the measured phase as a fraction of one core, and a verdict. */
+/* CPUs the server processes may run on (the union of their affinity
+ * masks): what "saturated" means for a server of several processes. */
+static int server_cpus(const bench_t *b)
+{
+    cpu_set_t all, one;
+    CPU_ZERO(&all);
+    for (size_t i = 0; i < b->o.n_server_pids; i++) {
+        if (sched_getaffinity(b->o.server_pid[i], sizeof one, &one) != 0) continue;
+        CPU_OR(&all, &all, &one);
+    }
+    int n = CPU_COUNT(&all);
+    return n > 0 ? n : 1;
+}
+
+/* CPU use of the measured phase as a fraction of one core, and a verdict.
+ * The server is saturated when one of its processes used >= 90% of a
+ * core (an event loop is single-threaded), or all of them together >= 90%
+ * of the CPUs they may run on. */
 static void print_cpu(const bench_t *b, char *kv, size_t kvlen)
 {
     double wall = secs(b->t1 - b->t0);
     /* CPU counters tick in 10 ms; a wall time under that says nothing. */
     if (wall < 0.01) wall = 0.01;
     double gen = (b->cpu1 - b->cpu0) / wall;
-    double srv = b->srv0 >= 0 && b->srv1 >= 0 ? (b->srv1 - b->srv0) / wall : -1;
-    const char *bound = gen >= 0.9 && srv >= 0.9 ? "both-saturated"
-                      : gen >= 0.9               ? "generator-bound"
-                      : srv >= 0.9               ? "server-bound"
-                      : srv < 0                  ? "unknown"
-                                                 : "neither-saturated";
+    double srv = b->o.n_server_pids ? 0 : -1, srv_max = -1;
+    for (size_t i = 0; i < b->o.n_server_pids; i++) {
+        if (b->srv0[i] < 0 || b->srv1[i] < 0) { srv = srv_max = -1; break; }
+        double u = (b->srv1[i] - b->srv0[i]) / wall;
+        srv += u;
+        if (u > srv_max) srv_max = u;
+    }
+    int srv_sat = srv >= 0 && (srv_max >= 0.9 || srv >= 0.9 * server_cpus(b));
+    const char *bound = gen >= 0.9 && srv_sat ? "both-saturated"
+                      : gen >= 0.9            ? "generator-bound"
+                      : srv_sat               ? "server-bound"
+                      : srv < 0               ? "unknown"
+                                              : "neither-saturated";
     printf("  generator CPU %.0f%% of a core", gen * 100);
-    if (srv >= 0) printf(", server CPU %.0f%%", srv * 100);
+    if (srv >= 0) {
+        printf(", server CPU %.0f%%", srv * 100);
+        if (b->o.n_server_pids > 1) printf(" (%zu processes, busiest %.0f%%)", b->o.n_server_pids, srv_max * 100);
+    }
     printf(" -> %s\n", bound);
-    snprintf(kv, kvlen, "gen_cpu=%.2f srv_cpu=%.2f bound=%s", gen, srv, bound);
+    /* What the rest of the machine did meanwhile (other processes, and the
+     * kernel's softirq work not charged to either side): a figure taken
+     * while something else ran is not comparable. */
+    double other = -1;
+    if (srv >= 0 && b->all0 >= 0 && b->all1 >= 0) {
+        other = (b->all1 - b->all0) / wall - gen - srv;
+        if (other < 0) other = 0;
+        if (other >= 0.25)
+            printf("  warning: other work used %.0f%% of a CPU during the measurement: the figures are skewed\n",
+                   other * 100);
+    }
+    int n = snprintf(kv, kvlen, "gen_cpu=%.2f srv_cpu=%.2f bound=%s other_cpu=%.2f", gen, srv, bound, other);
+    if (b->o.n_server_pids > 1 && n > 0 && (size_t)n < kvlen)
+        snprintf(kv + n, kvlen - (size_t)n, " srv_procs=%zu srv_cpu_max=%.2f", b->o.n_server_pids, srv_max);
+}
+
+/* The mode part of the RESULT line (see the header comment). */
+static void mode_kv(const bench_t *b, char *kv, size_t kvlen)
+{
+    const lg_loop_t *l = &b->loop;
+    size_t n = 0;
+#define KV(...) do { int k_ = snprintf(kv + n, kvlen - n, __VA_ARGS__); \
+                     if (k_ > 0) n = (size_t)k_ < kvlen - n ? n + (size_t)k_ : kvlen - 1; } while (0)
+    KV("tls=%d", l->tls);
+    if (l->tls && l->tls_desc[0]) KV(" tls_params=%s", l->tls_desc);
+    KV(" deflate=%d", l->pmd.offered);
+    if (l->pmd.offered) {
+        char pmd[128] = "none";
+        if (l->pmd.agreed) lg_pmd_describe(&l->pmd.params, pmd, sizeof pmd);
+        KV(" pmd=\"%s\" compressed=%" PRIu64 " uncompressed=%" PRIu64 " inflate_hits=%" PRIu64
+           " inflate_misses=%" PRIu64, pmd, l->pmd.compressed, l->pmd.uncompressed, l->pmd.hits,
+           l->pmd.misses);
+    }
+    KV(" dialect=%s", l->dialect == LG_DIALECT_SIO ? "sio" : "wsgw");
+#undef KV
+}
+
+/* The human-readable line about the modes, when any is on. */
+static void print_modes(const bench_t *b)
+{
+    const lg_loop_t *l = &b->loop;
+    if (l->tls) printf("  TLS: %s (certificate %s)\n", l->tls_desc[0] ? l->tls_desc : "no handshake done",
+                       b->o.tls_verify || b->o.tls_ca ? "verified" : "not verified");
+    if (l->pmd.offered) {
+        char pmd[128] = "none";
+        if (l->pmd.agreed) lg_pmd_describe(&l->pmd.params, pmd, sizeof pmd);
+        printf("  deflate: %s; %" PRIu64 " messages compressed, %" PRIu64 " not; inflated %" PRIu64
+               ", from the cache %" PRIu64 "\n", pmd, l->pmd.compressed, l->pmd.uncompressed,
+               l->pmd.misses, l->pmd.hits);
+    }
+    if (l->dialect == LG_DIALECT_SIO) printf("  dialect: socket.io (%s)\n", LG_SIO_PATH);
+}
+
+/* The CPU line and verdict, the mode lines, and the RESULT line's tail. */
+static void result_tail(const bench_t *b, char *kv, size_t kvlen)
+{
+    print_modes(b);
+    print_cpu(b, kv, kvlen);
+    size_t n = strlen(kv);
+    if (n + 1 < kvlen) {
+        kv[n++] = ' ';
+        mode_kv(b, kv + n, kvlen - n);
+    }
 }
 
 static void check_reply(lg_conn_t *c, const uint8_t *p, size_t n)
@@ -344,7 +482,8 @@ static void tick_connect_phase(bench_t *b)
         printf("ALL_JOINED connections=%zu\n", b->n_conns);
         fflush(stdout);
         b->phase = PH_HOLD;
-        b->phase_until = lg_now_ns() + (uint64_t)(b->o.hold_s * 1e9);
+        b->hold_t0 = lg_now_ns();
+        b->phase_until = b->hold_t0 + (uint64_t)(b->o.hold_s * 1e9);
         b->deadline_ns += (uint64_t)(b->o.hold_s * 1e9);
         return;
     case SC_FANOUT:
@@ -378,8 +517,13 @@ static void tick(bench_t *b)
         }
         return;
     case PH_DRAIN:
-    case PH_HOLD:
         if (now >= b->phase_until) b->phase = PH_DONE;
+        return;
+    case PH_HOLD:
+        if (now >= b->phase_until) {
+            b->hold_t1 = now;
+            b->phase = PH_DONE;
+        }
         return;
     }
 }
@@ -408,7 +552,7 @@ static void timeout_fail(bench_t *b)
 
 static void report(bench_t *b)
 {
-    char cpu[160];
+    char cpu[640];
     double wall = secs(b->t1 - b->t0);
     if (wall <= 0) wall = 1e-9;
     lg_lat_sort(&b->lat);
@@ -417,9 +561,10 @@ static void report(bench_t *b)
     switch (b->o.scenario) {
     case SC_IDLE: {
         size_t rss = lg_rss_self();
-        printf("idle: %zu connections held %.1f s; generator RSS %.1f MiB (%.0f B/connection)\n",
-               b->n_conns, b->o.hold_s, rss / 1048576.0, (double)rss / (double)b->n_conns);
-        print_cpu(b, cpu, sizeof cpu);
+        printf("idle: %zu connections held %.1f s%s; generator RSS %.1f MiB (%.0f B/connection)\n",
+               b->n_conns, secs(b->hold_t1 - b->hold_t0), b->hold_t1 < b->phase_until ? " (ended by a signal)" : "",
+               rss / 1048576.0, (double)rss / (double)b->n_conns);
+        result_tail(b, cpu, sizeof cpu);
         printf("RESULT scenario=idle connections=%zu connect_s=%.3f connect_per_s=%.0f %s\n",
                b->n_conns, wall, b->n_conns / wall, cpu);
         return;
@@ -428,7 +573,7 @@ static void report(bench_t *b)
         printf("handshakes: %" PRIu64 " in %.2f s = %.0f/s (concurrency %" PRIu64
                "; each: connect, upgrade, welcome, close handshake)\n",
                b->o.n, wall, b->o.n / wall, b->o.concurrency);
-        print_cpu(b, cpu, sizeof cpu);
+        result_tail(b, cpu, sizeof cpu);
         printf("RESULT scenario=handshakes count=%" PRIu64 " seconds=%.3f per_s=%.0f %s\n",
                b->o.n, wall, b->o.n / wall, cpu);
         return;
@@ -445,7 +590,7 @@ static void report(bench_t *b)
         for (int d = 0; d < 10; d++) printf(" %.1f", b->decile_n[d] ? b->decile_ns[d] / b->decile_n[d] / 1e6 : 0.0);
         printf("\n  missing %" PRIu64 ", duplicate %" PRIu64 ", reordered %" PRIu64 ", bad sequence %" PRIu64 "\n",
                missing, b->duplicates, b->reordered, b->bad_seq);
-        print_cpu(b, cpu, sizeof cpu);
+        result_tail(b, cpu, sizeof cpu);
         printf("RESULT scenario=fanout subscribers=%" PRIu64 " messages=%" PRIu64 " size=%" PRIu64
                " window=%" PRIu64 " rate=%.0f deliveries=%" PRIu64 " seconds=%.3f deliveries_per_s=%.0f"
                " p50_us=%.0f p99_us=%.0f max_us=%.0f first10_ms=%.1f last10_ms=%.1f missing=%" PRIu64
@@ -461,7 +606,7 @@ static void report(bench_t *b)
         printf("echo: %" PRIu64 " connections x %" PRIu64 " round trips = %" PRIu64 " in %.3f s = %.0f/s\n",
                b->o.conns, b->o.messages, b->rounds, wall, b->rounds / wall);
         printf("  round-trip time: p50 %.0f us, p99 %.0f us, max %.0f us\n", p50, p99, pmax);
-        print_cpu(b, cpu, sizeof cpu);
+        result_tail(b, cpu, sizeof cpu);
         printf("RESULT scenario=echo conns=%" PRIu64 " round_trips=%" PRIu64 " seconds=%.3f per_s=%.0f"
                " p50_us=%.0f p99_us=%.0f max_us=%.0f %s\n",
                b->o.conns, b->rounds, wall, b->rounds / wall, p50, p99, pmax, cpu);
@@ -471,16 +616,24 @@ static void report(bench_t *b)
 
 /* ---- setup ------------------------------------------------------------------------- */
 
+/* Descriptors besides the connections: stdin/stdout/stderr, the epoll
+ * instance, and a /proc file read now and then for the CPU figures. */
+#define LG_SPARE_FDS 6
+
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: loadgen [options] idle N | handshakes N | fanout | echo\n"
         "  idle N          open N connections, join room \"idle\", print ALL_JOINED, hold --hold s\n"
+        "                  (SIGTERM/SIGINT during the hold: report and exit 0)\n"
         "  handshakes N    open and close N connections, --concurrency at a time\n"
         "  fanout          --subscribers join room \"fan\"; one publisher emits --messages to it\n"
         "  echo            --conns each emit to a room of their own, one message in flight each\n"
         "options:\n"
-        "  --url URL            ws://HOST:PORT/PATH (default ws://127.0.0.1:8080/ws)\n"
+        "  --url URL            ws://HOST:PORT/PATH or wss://HOST:PORT/PATH, HOST a numeric IPv4\n"
+        "                       address or localhost (default ws://127.0.0.1:8080/ws).  wss:// is\n"
+        "                       TLS 1.2+ with a full handshake per connection and the server\n"
+        "                       certificate NOT verified unless --tls-verify or --tls-ca\n"
         "  --timeout S          abort with status 2 after S seconds, --hold excluded (default 60)\n"
         "  --concurrency N      handshakes in flight at a time (default 500; handshakes: 100)\n"
         "  --hold S             idle: seconds to hold the connections (default 10)\n"
@@ -490,7 +643,31 @@ static void usage(FILE *f)
         "  --window N           fanout: messages not yet delivered to everyone (default 64)\n"
         "  --rate R             fanout: messages per second (default 0: as the window allows)\n"
         "  --conns N            echo: connections (default 100)\n"
-        "  --server-pid PID     also report the server's CPU use over the measured phase\n");
+        "  --server-pid PID[,PID...]  also report the server's CPU use over the measured phase\n"
+        "                       (summed over the processes given; it is saturated when one of\n"
+        "                       them uses >= 90%% of a core or all of them >= 90%% of their CPUs)\n"
+        "  --bind ADDR          bind every socket to source address ADDR (e.g. 127.0.0.2) before\n"
+        "                       connecting: each (source, destination) pair has its own ~28k\n"
+        "                       ephemeral ports, so generators with different ADDRs can together\n"
+        "                       open more connections to one server port than one could\n"
+        "  --deflate            offer permessage-deflate (RFC 7692): first \"server_no_context_takeover;\n"
+        "                       client_no_context_takeover\", then \"client_no_context_takeover\";\n"
+        "                       fail unless the server accepts one.  Compressed messages are\n"
+        "                       inflated (identical ones once, from a cache, when the server\n"
+        "                       keeps no context); ours are sent uncompressed\n"
+        "  --dialect wsgw|sio   sio: speak the envelopes as Socket.IO v4 events named \"wsgw\"\n"
+        "                       (path /socket.io/?EIO=4&transport=websocket replaces the URL's)\n"
+        "  --sni NAME           wss://: server name to send (default: localhost for a localhost\n"
+        "                       URL, none for a numeric address)\n"
+        "  --tls-verify         wss://: verify the server certificate against the system CAs and\n"
+        "                       the name (SNI, else the IP address).  Verification is OFF by\n"
+        "                       default: benchmarks run against self-signed certificates\n"
+        "  --tls-ca FILE        wss://: verify against the CA certificates in FILE instead\n"
+        "Each connection is a file descriptor: the generator raises its soft open-file limit\n"
+        "to the hard one and refuses to start (status 64) when the connections and %d spare\n"
+        "descriptors do not fit; beyond that, and beyond the ports of one source address, use\n"
+        "several processes (and --bind).  The RESULT line is described in loadgen.c's header.\n",
+        LG_SPARE_FDS);
 }
 
 static uint64_t num_arg(const char *name, const char *v, uint64_t min, uint64_t max)
@@ -517,13 +694,30 @@ static double real_arg(const char *name, const char *v, double min, double max)
     return x;
 }
 
+static void pid_list_arg(opts_t *o, const char *v)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    o->n_server_pids = 0;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o->n_server_pids == LG_MAX_SERVER_PIDS) {
+            fprintf(stderr, "loadgen: --server-pid: at most %d processes\n", LG_MAX_SERVER_PIDS);
+            exit(64);
+        }
+        o->server_pid[o->n_server_pids++] = (pid_t)num_arg("--server-pid", t, 1, 1u << 30);
+    }
+    if (!o->n_server_pids) num_arg("--server-pid", v, 1, 1u << 30);   /* says what is wrong */
+}
+
 static void parse_args(opts_t *o, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "url", 1, 0, 'u' }, { "timeout", 1, 0, 't' }, { "concurrency", 1, 0, 'c' },
         { "hold", 1, 0, 'H' }, { "subscribers", 1, 0, 's' }, { "messages", 1, 0, 'm' },
         { "size", 1, 0, 'z' }, { "window", 1, 0, 'w' }, { "rate", 1, 0, 'r' },
-        { "conns", 1, 0, 'k' }, { "server-pid", 1, 0, 'p' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+        { "conns", 1, 0, 'k' }, { "server-pid", 1, 0, 'p' }, { "bind", 1, 0, 'b' },
+        { "deflate", 0, 0, 'd' }, { "dialect", 1, 0, 'D' }, { "sni", 1, 0, 'S' },
+        { "tls-verify", 0, 0, 'V' }, { "tls-ca", 1, 0, 'C' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
     };
     memset(o, 0, sizeof *o);
     o->url = "ws://127.0.0.1:8080/ws";
@@ -546,7 +740,17 @@ static void parse_args(opts_t *o, int argc, char **argv)
         case 'w': o->window = num_arg("--window", optarg, 1, 1000000); break;
         case 'r': o->rate = real_arg("--rate", optarg, 0, 1e9); break;
         case 'k': o->conns = num_arg("--conns", optarg, 1, 1000000); break;
-        case 'p': o->server_pid = (long)num_arg("--server-pid", optarg, 1, 1u << 30); break;
+        case 'p': pid_list_arg(o, optarg); break;
+        case 'b': o->bind = optarg; break;
+        case 'd': o->deflate = 1; break;
+        case 'D':
+            if (strcmp(optarg, "wsgw") == 0) o->dialect = LG_DIALECT_WSGW;
+            else if (strcmp(optarg, "sio") == 0) o->dialect = LG_DIALECT_SIO;
+            else { fprintf(stderr, "loadgen: --dialect: wsgw or sio, not \"%s\"\n", optarg); exit(64); }
+            break;
+        case 'S': o->sni = optarg; break;
+        case 'V': o->tls_verify = 1; break;
+        case 'C': o->tls_ca = optarg; break;
         case 'h': usage(stdout); exit(0);
         default:  usage(stderr); exit(64);
         }
@@ -565,17 +769,27 @@ static void parse_args(opts_t *o, int argc, char **argv)
     if (!o->messages) o->messages = o->scenario == SC_ECHO ? 1000 : 200;
 }
 
-/* Each connection is a descriptor: make sure the soft limit allows them. */
-static void raise_fd_limit(size_t need)
+
+/* Each connection is a descriptor: raise the soft limit to the hard one
+ * (a process cannot go past that without CAP_SYS_RESOURCE), and refuse to
+ * start a run that cannot fit rather than fail in the middle of it. */
+static void raise_fd_limit(const bench_t *b)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
-    if (rl.rlim_cur >= need + 16) return;
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < need + 16)
-        fprintf(stderr, "loadgen: warning: open-file limit %llu is under the %zu connections asked for\n",
-                (unsigned long long)rl.rlim_cur, need);
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || b->n_conns + LG_SPARE_FDS <= rl.rlim_cur) return;
+    unsigned long long most = rl.rlim_cur > LG_SPARE_FDS ? rl.rlim_cur - LG_SPARE_FDS : 0;
+    fprintf(stderr, "loadgen: %s: %zu connections need %zu open files, but this process may "
+            "open %llu (hard limit): at most %llu connections per generator here; run several "
+            "generators (with --bind 127.0.0.N each for more local ports)\n",
+            scenario_names[b->o.scenario], b->n_conns, b->n_conns + LG_SPARE_FDS,
+            (unsigned long long)rl.rlim_cur, most);
+    exit(64);
 }
 
 static void setup(bench_t *b)
@@ -590,7 +804,7 @@ static void setup(bench_t *b)
     case SC_FANOUT:     b->n_conns = o->subscribers + 1; break;
     case SC_ECHO:       b->n_conns = o->conns; break;
     }
-    raise_fd_limit(b->n_conns);
+    raise_fd_limit(b);
     b->conns = ws_xcalloc(b->n_conns, sizeof *b->conns);
     for (size_t i = 0; i < b->n_conns; i++) {
         b->conns[i].idx = (uint32_t)i;
@@ -612,14 +826,61 @@ static void setup(bench_t *b)
     }
 }
 
+/* SIGTERM/SIGINT: noted here, acted on by the main loop (epoll_wait
+ * returns EINTR: no SA_RESTART). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* A server that closes while we write must show as an error, not kill
+     * us silently. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* A signal ends the idle hold normally; any other phase is cut short. */
+static void handle_stop_signal(bench_t *b)
+{
+    int sig = stop_signal;
+    if (b->phase == PH_HOLD) {
+        b->hold_t1 = lg_now_ns();
+        b->phase = PH_DONE;
+        return;
+    }
+    fflush(stdout);
+    fprintf(stderr, "loadgen: %s: stopped by signal %d in the %s phase, before the measurement ended\n",
+            scenario_names[b->o.scenario], sig, phase_names[b->phase]);
+    exit(128 + sig);
+}
+
 int main(int argc, char **argv)
 {
     bench_t *b = &B;
     parse_args(&b->o, argc, argv);
+    install_signals();
     setup(b);
     lg_callbacks_t cb = { .on_open = on_open, .on_text = on_text, .on_closed = on_closed };
-    char err[256];
-    if (lg_loop_init(&b->loop, b->o.url, &cb, b, err, sizeof err) != 0) {
+    lg_loop_opts_t lo = {
+        .url = b->o.url, .bind = b->o.bind, .deflate = b->o.deflate, .dialect = b->o.dialect,
+        .sni = b->o.sni, .tls_verify = b->o.tls_verify, .tls_ca = b->o.tls_ca,
+        /* Idle connections hold TLS record buffers for nothing; busy ones
+         * would allocate them again on every read. */
+        .tls_release_buffers = b->o.scenario == SC_IDLE,
+        .size_hint = b->o.size,
+        .distinct_hint = b->o.scenario == SC_FANOUT ? b->o.window : 16,
+    };
+    char err[512];
+    if (lg_loop_init(&b->loop, &lo, &cb, b, err, sizeof err) != 0) {
         fprintf(stderr, "loadgen: %s\n", err);
         return 64;
     }
@@ -632,6 +893,8 @@ int main(int argc, char **argv)
     while (b->phase != PH_DONE) {
         int wait_ms = b->phase == PH_RUN && b->o.rate > 0 ? 1 : 50;
         lg_loop_poll(&b->loop, wait_ms);
+        if (stop_signal) handle_stop_signal(b);
+        if (b->phase == PH_DONE) break;
         tick(b);
         if (b->phase != PH_DONE && lg_now_ns() > b->deadline_ns) timeout_fail(b);
     }
