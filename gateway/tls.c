@@ -31,8 +31,16 @@ SSL_CTX *tls_ctx_new(const char *cert, const char *key, int min_tls13,
      * scratch copy; released buffers keep idle connections small. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                           SSL_MODE_RELEASE_BUFFERS);
+    /* Read what the socket has, not one record per read(): conn_recv()
+     * drains OpenSSL until it wants the socket again, so no bytes are left
+     * behind where epoll cannot see them. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                              SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* TLS 1.3: AES-128-GCM first (OpenSSL's default puts AES-256 first).
+     * Both are strong; 128 is ~30% cheaper per byte with AES-NI, and the
+     * gateway encrypts every delivery separately for each subscriber. */
+    SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         snprintf(err, errlen, "tls_cert %s: %s", cert, tls_last_error(why, sizeof why));
         SSL_CTX_free(ctx);
