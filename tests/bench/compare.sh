@@ -180,9 +180,8 @@ value() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 lg() {          # lg NAME ARGS...: one generator run against the running server
     local name=$1; shift
     local extra=()
-    [ "$SRV_SCHEME" = wss ] || [ "${LG_DEFLATE:-0}" = 1 ] && true
     [ "${LG_DEFLATE:-0}" = 1 ] && extra+=(--deflate)
-    "${GEN_PIN[@]}" "$LOADGEN" --url "$SRV_SCHEME://127.0.0.1:$SRV_PORT$SRV_PATH" --server-pid "$SRV_PID" \
+    "${GEN_PIN[@]}" "$LOADGEN" --url "$SRV_SCHEME://127.0.0.1:$SRV_PORT$SRV_PATH" --server-pid "$(server_pids | tr ' ' ',')" \
         --timeout "$TIMEOUT" "${DIALECT[@]}" "${extra[@]}" "$@" >"$OUT/$name.out" 2>&1
     local rc=$?
     RES=$(grep '^RESULT ' "$OUT/$name.out" | tail -n 1)
@@ -225,7 +224,7 @@ measure() {
     p99_us) SHOW[$srv:$sc]="$(ms "$(value p50_us "$med")")/$(ms "$(value p99_us "$med")") ms" ;;
     *)      SHOW[$srv:$sc]=$(si "${R[$srv:$sc]}") ;;
     esac
-    [ "${BOUND[$srv:$sc]}" = generator ] && SHOW[$srv:$sc]+="*"
+    [ "${BOUND[$srv:$sc]}" = generator-bound ] || [ "${BOUND[$srv:$sc]}" = both-saturated ] && SHOW[$srv:$sc]+="*"
 }
 
 # idle SERVER: bytes of anonymous memory (heap) and of total RSS per idle
@@ -348,7 +347,7 @@ ratio() {       # ratio A B: A/B, or -
 }
 echo
 echo "== results: $MACHINE; $PINNING; medians of $REPEAT"
-echo "   (* the generator was the limit; idle = anonymous memory per idle joined connection)"
+echo "   (* the generator was at its limit too (bound=generator-bound or both-saturated): the server may do more)"
 declare -A LABEL=(
     [idle]="idle memory, B/conn (anon)" [idle_rss]="idle memory, B/conn (RSS)"
     [handshakes]="handshakes/s" [fanout]="fan-out deliveries/s"
