@@ -177,7 +177,7 @@ bench-proto: $(B)/bench/bench_proto
 # loop writing pre-framed bytes, no JSON, no rooms (tests/bench/peers/).
 $(B)/bench/ceiling: tests/bench/peers/ceiling.c
 	@mkdir -p $(@D)
-	$(CC) $(CSTD) $(WARN) -O2 -g $< -lcrypto -o $@
+	$(CC) $(CSTD) $(WARN) -O2 -g $< -lssl -lcrypto -o $@
 
 # The load generator: one process, one epoll loop, many WebSocket clients
 # built on proto/ (tests/bench/loadgen.c).  -O2 like build/wsgw.

@@ -1,32 +1,25 @@
 /* ceiling.c — the raw-write ceiling of `make bench-compare`: the least work
  * a server can do and still speak the load generator's protocol.
  *
- *   ceiling PORT        listen on 127.0.0.1:PORT (0: any), print LISTENING <port>
+ *   ceiling PORT [--tls CERT KEY]   listen on 127.0.0.1:PORT (0: any), print
+ *                                   LISTENING <port>; with --tls, wss:// only
  *
- * One process, one epoll loop, non-blocking sockets.  What it leaves out is
- * what wsgw's figures are measured against:
- *   - no JSON: a join is recognised by its prefix and answered with canned
- *     ack bytes; an emit's event, to and data are found with memmem, and
- *     data is taken to run to the envelope's last '}' (the generator always
- *     sends it last);
- *   - no rooms: one list of "fan" members (whoever joined a room that is
- *     not echo-*).  An emit to room:echo-* goes back to the sender, one to
- *     any other room to every fan member, broadcast/all to every connection;
- *   - no limits, no timeouts, no UTF-8 check, no fragmented messages.
- * What it keeps is what the fastest servers do on the write side: handlers
- * only queue output; after each epoll batch every connection with output
- * gets one writev(), and EPOLLOUT is asked for only when the kernel did not
- * take everything (the rest is copied into a per-connection backlog).
+ * One process, one epoll loop, non-blocking sockets.  Left out, which is
+ * what a ratio to it measures: JSON (a join is known by its prefix and gets
+ * canned ack bytes; an emit's event, to and data are found with memmem, data
+ * running to the last '}'), rooms (one list of "fan" members: whoever joined
+ * a room not named echo-*; room:echo-* goes back to the sender), limits,
+ * timeouts, UTF-8 checks, fragments, compression.
  *
- * A delivery is framed once into a per-loop arena that is emptied after the
- * pass; each recipient queues a 24-byte reference to it, not a copy.
- * Measured against copying the frame into a buffer per recipient and one
- * write() (fanout, 5000 subscribers, window 256/64, server CPU per
- * delivery): the same within noise at 100 bytes of data (115-129 ns), 1.3-2.5
- * times cheaper at 2000 bytes, where the copies go to 5000 cold buffers.
- * No reference counts are needed: nothing outlives the pass but the
- * backlog, which is a copy.  No malloc per delivery: the arena's chunks
- * are kept, and an idle connection holds no buffer at all.
+ * Kept: the write side of the fastest servers.  Handlers only queue; after
+ * each epoll batch every connection with output gets one writev(), and
+ * EPOLLOUT only for what the kernel did not take (copied to a backlog).  A
+ * delivery is framed once into an arena emptied after each pass, and each
+ * recipient queues a reference to it: measured against a copy per
+ * recipient, the same at 100 bytes of data and 1.3-2.5x less server CPU per
+ * delivery at 2000 bytes (README.md).  No reference counts, since nothing
+ * but the backlog (a copy) outlives the pass; no malloc per delivery, since
+ * the arena's chunks are kept; no buffer held by an idle connection.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +27,7 @@
 #include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,6 +54,7 @@ typedef struct buf { uint8_t *p; size_t len, cap, off; } buf_t;
 
 typedef struct conn {
     int      fd;
+    SSL     *ssl;              /* NULL without --tls */
     uint8_t  state, pending, armed, fan;
     uint8_t  doomed;           /* too far behind: closed at the end of the pass */
     uint8_t  id_len;
@@ -80,6 +75,8 @@ typedef struct loop {
     uint8_t **chunks;          /* the arena: emptied after every pass, kept */
     size_t   nchunks, cur, used;
     struct iovec iov[IOV_BATCH];
+    SSL_CTX *tls;              /* NULL without --tls */
+    buf_t    gather;           /* TLS: a pass's segments in one piece for SSL_write */
     uint8_t  rbuf[RBUF_SIZE + 1];
 } loop_t;
 
@@ -181,6 +178,45 @@ static void set_armed(loop_t *l, conn_t *c, int on)
 
 static void conn_close(loop_t *l, conn_t *c);
 
+/* Writes up to n bytes: returns how many the socket took (0 when it is
+ * full) or -1 on an error.  With TLS, partial writes are on, and what
+ * SSL_write did not take goes to the backlog, whose first bytes are then
+ * the retry OpenSSL wants. */
+static ssize_t conn_write(conn_t *c, const uint8_t *p, size_t n)
+{
+    if (!c->ssl) {
+        ssize_t w;
+        do w = write(c->fd, p, n); while (w < 0 && errno == EINTR);
+        return w >= 0 ? w : errno == EAGAIN ? 0 : -1;
+    }
+    size_t done = 0;
+    while (done < n) {
+        int w = SSL_write(c->ssl, p + done, (int)(n - done > (1u << 30) ? 1u << 30 : n - done));
+        if (w > 0) { done += (size_t)w; continue; }
+        int e = SSL_get_error(c->ssl, w);
+        if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) return -1;
+        break;
+    }
+    return (ssize_t)done;
+}
+
+/* TLS has no writev: the pass's segments are gathered into one buffer
+ * (kept by the loop) and written with one SSL_write. */
+static void flush_pass_tls(loop_t *l, conn_t *c, seg_t *s)
+{
+    buf_t *g = &l->gather;
+    g->len = 0;
+    for (; s; s = s->next) buf_append(g, s->p, s->n);
+    ssize_t w = conn_write(c, g->p, g->len);
+    if (w < 0) { conn_close(l, c); return; }
+    if ((size_t)w < g->len) {
+        buf_append(&c->backlog, g->p + w, g->len - (size_t)w);
+        set_armed(l, c, 1);
+        return;
+    }
+    if (c->state == ST_CLOSING) conn_close(l, c);
+}
+
 /* Writes the segments of this pass with writev (one call unless there are
  * more than IOV_BATCH); keeps what the kernel did not take in the backlog
  * and asks for EPOLLOUT. */
@@ -188,6 +224,7 @@ static void flush_pass(loop_t *l, conn_t *c)
 {
     seg_t *s = c->head;
     c->head = c->tail = NULL;
+    if (c->ssl) { flush_pass_tls(l, c, s); return; }
     while (s) {
         int k = 0;
         size_t want = 0;
@@ -216,10 +253,9 @@ static void flush_pass(loop_t *l, conn_t *c)
 static void flush_backlog(loop_t *l, conn_t *c)
 {
     buf_t *b = &c->backlog;
-    ssize_t w;
-    do w = write(c->fd, b->p + b->off, b->len - b->off); while (w < 0 && errno == EINTR);
-    if (w < 0 && errno != EAGAIN) { conn_close(l, c); return; }
-    if (w > 0) b->off += (size_t)w;
+    ssize_t w = conn_write(c, b->p + b->off, b->len - b->off);
+    if (w < 0) { conn_close(l, c); return; }
+    b->off += (size_t)w;
     if (b->off < b->len) return;
     buf_free(b);
     set_armed(l, c, 0);
@@ -240,6 +276,7 @@ static void conn_close(loop_t *l, conn_t *c)
     if (c->state == ST_DEAD) return;
     if (c->fan) list_remove(&l->fan, c->fan_idx, 1);
     if (c->state != ST_HANDSHAKE) list_remove(&l->all, c->all_idx, 0);
+    if (c->ssl && SSL_is_init_finished(c->ssl)) SSL_shutdown(c->ssl);   /* close_notify, best effort */
     close(c->fd);                                  /* also leaves the epoll set */
     c->state = ST_DEAD;
     vec_push(&l->dead, c);                         /* freed after the batch */
@@ -255,6 +292,11 @@ static void conn_accept(loop_t *l)
         conn_t *c = xrealloc(NULL, sizeof *c);
         memset(c, 0, sizeof *c);
         c->fd = fd;
+        if (l->tls) {
+            c->ssl = SSL_new(l->tls);
+            if (!c->ssl || !SSL_set_fd(c->ssl, fd)) { fprintf(stderr, "ceiling: SSL_new failed\n"); exit(1); }
+            SSL_set_accept_state(c->ssl);
+        }
         c->id_len = (uint8_t)snprintf(c->id, sizeof c->id, "c%u", l->next_id++);
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
         epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev);
@@ -435,34 +477,63 @@ static ssize_t consume(loop_t *l, conn_t *c, uint8_t *p, size_t n)
     return more < 0 ? -1 : (e + 4 - p) + more;
 }
 
-/* One read per readiness event (level-triggered: more data comes back in
- * the next pass).  Bytes are parsed from the loop buffer; only a partial
- * handshake or frame is copied into the connection's own buffer. */
-static void on_readable(loop_t *l, conn_t *c)
+static ssize_t tls_error(loop_t *l, conn_t *c, int r)
 {
-    ssize_t r = read(c->fd, l->rbuf, RBUF_SIZE);
-    if (r <= 0) {
-        if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
-        conn_close(l, c);
-        return;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_WRITE && !c->armed) set_armed(l, c, 1);
+    return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? -1 : e == SSL_ERROR_ZERO_RETURN ? 0 : -2;
+}
+
+/* Reads into the loop buffer: returns bytes, 0 at EOF, -1 when there is
+ * nothing now, -2 on an error.  TLS: the handshake runs here first; one
+ * that cannot write waits for EPOLLOUT. */
+static ssize_t conn_read(loop_t *l, conn_t *c)
+{
+    if (!c->ssl) {
+        ssize_t r = read(c->fd, l->rbuf, RBUF_SIZE);
+        return r >= 0 ? r : errno == EAGAIN || errno == EINTR ? -1 : -2;
     }
+    if (!SSL_is_init_finished(c->ssl)) {
+        int h = SSL_do_handshake(c->ssl);
+        if (h != 1) return tls_error(l, c, h);
+    }
+    int r = SSL_read(c->ssl, l->rbuf, RBUF_SIZE);
+    return r > 0 ? r : tls_error(l, c, r);
+}
+
+/* Bytes are parsed from the loop buffer; only a partial handshake or frame
+ * is copied into the connection's own buffer. */
+static void input(loop_t *l, conn_t *c, size_t n)
+{
     uint8_t *p = l->rbuf;
-    size_t n = (size_t)r;
     buf_t *in = &c->in;
     if (in->len) {
-        if (in->len + n + 1 > in->cap) { in->cap = in->len + (uint32_t)n + 1; in->p = xrealloc(in->p, in->cap); }
+        if (in->len + n + 1 > in->cap) { in->cap = in->len + n + 1; in->p = xrealloc(in->p, in->cap); }
         memcpy(in->p + in->len, p, n);
-        in->len += (uint32_t)n;
+        in->len += n;
         p = in->p;
         n = in->len;
     }
     ssize_t used = consume(l, c, p, n);
     if (used < 0) return;
     size_t rest = n - (size_t)used;
-    if (rest == 0) { free(in->p); memset(in, 0, sizeof *in); return; }
-    if (p == l->rbuf) { in->cap = (uint32_t)rest + 1; in->p = xrealloc(NULL, in->cap); }
+    if (rest == 0) { buf_free(in); return; }
+    if (p == l->rbuf) { in->cap = rest + 1; in->p = xrealloc(NULL, in->cap); }
     memmove(in->p, p + used, rest);
-    in->len = (uint32_t)rest;
+    in->len = rest;
+}
+
+/* Plain: one read per readiness event (level-triggered: the rest comes
+ * back in the next pass).  TLS: until OpenSSL wants more, because with
+ * read-ahead it may hold records the socket no longer signals. */
+static void on_readable(loop_t *l, conn_t *c)
+{
+    do {
+        ssize_t r = conn_read(l, c);
+        if (r == -1) return;
+        if (r <= 0) { conn_close(l, c); return; }
+        input(l, c, (size_t)r);
+    } while (c->ssl && c->state != ST_DEAD);
 }
 
 /* ---- the loop ----------------------------------------------------------------------- */
@@ -482,6 +553,7 @@ static void end_of_pass(loop_t *l)
         conn_t *c = l->dead.v[i];
         free(c->in.p);
         free(c->backlog.p);
+        SSL_free(c->ssl);
         free(c);
     }
     l->dead.n = 0;
@@ -503,12 +575,29 @@ static int listen_on(int port, int *bound)
     return fd;
 }
 
+/* TLS 1.2 and up, OpenSSL's default ciphers (as wsgw).  Read-ahead saves a
+ * read() per record; idle connections give their buffers back. */
+static SSL_CTX *tls_context(const char *cert, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+        SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "ceiling: cannot use %s / %s\n", cert, key);
+        exit(1);
+    }
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    return ctx;
+}
+
 int main(int argc, char **argv)
 {
-    char *end;
-    long port = argc == 2 ? strtol(argv[1], &end, 10) : -1;
-    if (argc != 2 || *end || port < 0 || port > 65535) {
-        fprintf(stderr, "usage: ceiling PORT\n");
+    char *end = NULL;
+    long port = argc == 2 || argc == 5 ? strtol(argv[1], &end, 10) : -1;
+    if (!end || *end || port < 0 || port > 65535 || (argc == 5 && strcmp(argv[2], "--tls") != 0)) {
+        fprintf(stderr, "usage: ceiling PORT [--tls CERT KEY]\n");
         return 64;
     }
     struct rlimit rl;
@@ -522,6 +611,7 @@ int main(int argc, char **argv)
     loop_t *l = &loop;
     int bound;
     l->lfd = listen_on((int)port, &bound);
+    if (argc == 5) l->tls = tls_context(argv[3], argv[4]);
     l->ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL };
     epoll_ctl(l->ep, EPOLL_CTL_ADD, l->lfd, &lev);
@@ -536,7 +626,10 @@ int main(int argc, char **argv)
             if (!c) { conn_accept(l); continue; }
             if (c->state == ST_DEAD) continue;
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(l, c);
-            if (c->state != ST_DEAD && (evs[i].events & EPOLLOUT)) flush_backlog(l, c);
+            if (c->state == ST_DEAD || !(evs[i].events & EPOLLOUT)) continue;
+            if (c->backlog.len) { flush_backlog(l, c); continue; }
+            set_armed(l, c, 0);                    /* TLS wanted to write: try again */
+            on_readable(l, c);
         }
         end_of_pass(l);
     }
