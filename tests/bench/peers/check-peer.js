@@ -4,6 +4,11 @@
 //
 //   node check-peer.js --url ws://127.0.0.1:P/ws          ceiling, Bun, ws peers
 //   node check-peer.js --url ws://127.0.0.1:P --sio       the Socket.IO peer
+//   node check-peer.js --url ws://127.0.0.1:P/ws --deflate  permessage-deflate
+//                                                           must be negotiated
+//
+// wss:// URLs work too (NODE_TLS_REJECT_UNAUTHORIZED=0 for a self-signed
+// certificate).
 //
 // With --sio it speaks Engine.IO 4 + Socket.IO by hand (no socket.io-client):
 // path /socket.io/?EIO=4&transport=websocket, "40" to connect, "3" to each
@@ -19,6 +24,7 @@ const WebSocket = require(require.resolve("ws", { paths: [cache, __dirname] }));
 const args = process.argv.slice(2);
 const url = args[args.indexOf("--url") + 1];
 const sio = args.includes("--sio");
+const deflate = args.includes("--deflate");
 if (!url || args.indexOf("--url") < 0) {
   console.error("usage: node check-peer.js --url ws://HOST:PORT/PATH [--sio]");
   process.exit(64);
@@ -31,7 +37,10 @@ function fail(msg) { console.error(`check-peer: ${msg}`); process.exit(1); }
 // event) queue up for next().
 function client(name) {
   const target = sio ? url.replace(/\/?$/, "") + "/socket.io/?EIO=4&transport=websocket" : url;
-  const ws = new WebSocket(target, { perMessageDeflate: false });
+  const ws = new WebSocket(target, { perMessageDeflate: deflate ? { threshold: 0 } : false });
+  ws.on("open", () => {
+    if (deflate && !/permessage-deflate/.test(ws.extensions)) fail(`${name}: permessage-deflate not negotiated`);
+  });
   const c = { name, ws, queue: [], waiters: [] };
   const push = (text) => {
     const w = c.waiters.shift();
