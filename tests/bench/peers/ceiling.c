@@ -536,9 +536,11 @@ static void input(loop_t *l, conn_t *c, size_t n)
     in->len = rest;
 }
 
-/* Plain: one read per readiness event (level-triggered: the rest comes
- * back in the next pass).  TLS: until OpenSSL wants more, because with
- * read-ahead it may hold records the socket no longer signals. */
+/* One read per readiness event (level-triggered: what the socket still
+ * holds comes back in the next pass).  TLS: SSL_read returns one record at
+ * a time, so read on while OpenSSL holds read-ahead bytes the socket will
+ * not announce again, but not once more just to hear "want read" (a
+ * read() that finds nothing). */
 static void on_readable(loop_t *l, conn_t *c)
 {
     do {
@@ -546,7 +548,7 @@ static void on_readable(loop_t *l, conn_t *c)
         if (r == -1) return;
         if (r <= 0) { conn_close(l, c); return; }
         input(l, c, (size_t)r);
-    } while (c->ssl && c->state != ST_DEAD);
+    } while (c->ssl && c->state != ST_DEAD && SSL_has_pending(c->ssl));
 }
 
 /* ---- the loop ----------------------------------------------------------------------- */
