@@ -121,6 +121,8 @@ function primary() {
 }
 
 const fail = (err) => { console.error(`sio-peer: ${err.message}`); process.exit(1); };
+// Stopped with SIGTERM by the benchmark (workers by the primary): status 0.
+if (!(opts.workers > 1 && cluster.isPrimary)) for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => process.exit(0));
 if (opts.workers > 1 && cluster.isPrimary) primary();
 else if (opts.workers > 1) serve((port) => process.send({ listening: port })).catch(fail);
 else serve((port) => console.log(`LISTENING ${port}`)).catch(fail);

@@ -103,3 +103,5 @@ wss.on("connection", (ws) => {
 
 wss.on("listening", () => console.log(`LISTENING ${wss.address().port}`));
 wss.on("error", (err) => { console.error(`ws-peer: ${err.message}`); process.exit(1); });
+// Stopped with SIGTERM by the benchmark: a clean exit, status 0.
+for (const sig of ["SIGTERM", "SIGINT"]) process.on(sig, () => process.exit(0));
