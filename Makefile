@@ -174,6 +174,11 @@ $(B)/bench/bench_proto: tests/bench/bench_proto.c $(B)/libwsproto.a
 	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Iproto $< $(PROTO_SRC) $(PROTO_LIBS) -o $@
 bench-proto: $(B)/bench/bench_proto
 	$(B)/bench/bench_proto
+# The raw-write ceiling bench-compare measures wsgw against: one epoll
+# loop writing pre-framed bytes, no JSON, no rooms (tests/bench/peers/).
+$(B)/bench/ceiling: tests/bench/peers/ceiling.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(WARN) -O2 -g $< -lssl -lcrypto -o $@
 
 # The load generator: one process, one epoll loop, many WebSocket clients
 # built on proto/ (tests/bench/loadgen.c).  -O2 like build/wsgw.
