@@ -118,6 +118,12 @@ void bp_unsubscribe(bp_t *bp, const char *channel, size_t channel_len);
 typedef void (*bp_sync_cb)(void *ud, int confirmed, void *privdata);
 void bp_sync(bp_t *bp, bp_sync_cb cb, void *privdata);
 
+/* Writes the publishes buffered in this loop pass now rather than when the
+ * loop next polls.  The gateway calls it before writing to its clients, so
+ * that other nodes start their part of a fan-out while this one writes its
+ * own (otherwise they start only after it).  Never calls a callback. */
+void bp_flush(bp_t *bp);
+
 bp_state_t bp_state(const bp_t *bp);
 void bp_get_stats(const bp_t *bp, bp_stats_t *out);
 const char *bp_state_name(bp_state_t s);   /* "down", "syncing", "up" */

@@ -104,6 +104,11 @@ void bp_publish(bp_t *bp, const char *channel, size_t channel_len,
     bp->vt->publish(bp, channel, channel_len, payload, len, cb, privdata);
 }
 
+void bp_flush(bp_t *bp)
+{
+    if (bp && !bp->freeing && bp->vt->flush) bp->vt->flush(bp);
+}
+
 bp_state_t bp_state(const bp_t *bp)
 {
     return bp->vt->state(bp);

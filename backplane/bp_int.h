@@ -41,6 +41,8 @@ typedef struct bp_vtable {
     /* ch->refs went 0 -> 1 or 1 -> 0.  Called inside bp_(un)subscribe. */
     void (*chan_changed)(bp_t *bp, bp_chan_t *ch);
     bp_state_t (*state)(const bp_t *bp);
+    /* bp_flush(): write buffered publishes now.  May be NULL. */
+    void (*flush)(bp_t *bp);
     /* bp_free() started: call every pending publish callback with
      * BP_DROPPED, stop every timer; no user callback may follow.  Memory that
      * a running callback may still read (a payload being delivered) stays. */

@@ -524,8 +524,22 @@ static void redis_destroy(bp_t *bp)
     ws_xfree(r->password);
 }
 
+/* hiredis would write on its next writable event, after the gateway's
+ * client writes of this pass.  A write error takes the usual disconnect
+ * path (on_state may run); no reply callback can run here. */
+static void redis_flush(bp_t *bp)
+{
+    bp_redis_t *r = (bp_redis_t *)bp;
+    redisAsyncContext *ac = r->pub.ac;
+    if (r->pub.phase != BP_R_READY || !ac || sdslen(ac->c.obuf) == 0) return;
+    bp_enter(bp);
+    redisAsyncHandleWrite(ac);
+    bp_leave(bp);
+}
+
 static const bp_vtable_t redis_vt = {
     .publish = redis_publish,
+    .flush = redis_flush,
     .chan_changed = bp_redis_sub_changed,
     .sync_target = bp_redis_sync_target,
     .state = redis_state,

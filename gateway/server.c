@@ -125,6 +125,8 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop; (void)revents;
     wsgw_server_t *s = container_of(w, wsgw_server_t, flush_w);
+    /* Other nodes' share of a fan-out first: they start while we write ours. */
+    bp_flush(s->bp);
     while (s->pending) {
         wsgw_conn_t *list = s->pending;
         s->pending = s->pending_tail = NULL;
