@@ -207,7 +207,6 @@ ms() { awk -v x="$1" 'BEGIN { printf "%.2f", x / 1000 }'; }
 measure() {
     local srv=$1 sc=$2 mode=$3 metric=$4; shift 4
     local runs=() i n=$REPEAT
-    [ "$metric" = p99_us ] && n=1
     for i in $(seq "$n"); do
         echo "-- $srv $sc (run $i of $n)"
         [ "$mode" = cross ] || [ "$mode" = big ] && start_redis
@@ -317,7 +316,8 @@ if ! skip big; then
     start_redis
     if start_server wsgw wsgw-big big; then
         sleep 1
-        per=$(( (BIG_N + 4) / 5 )) gens=() left=$BIG_N k=0
+        ngen=$(( (BIG_N + 18999) / 19000 ))
+        per=$(( (BIG_N + ngen - 1) / ngen )) gens=() left=$BIG_N k=0
         while [ "$left" -gt 0 ]; do
             n=$(( left < per ? left : per )); left=$((left - n)); k=$((k + 1))
             "${GEN_PIN[@]}" "$LOADGEN" --url "ws://127.0.0.1:$SRV_PORT/ws" --bind "127.0.0.$((k + 1))" \

@@ -85,3 +85,49 @@ def test_timeout_exits_2():
                            capture_output=True, text=True, timeout=20)
     assert p.returncode == 2
     assert re.search(r"timeout after [0-9.]+ s: connect phase, 0 of 2", p.stderr), p.stderr
+
+
+# ---- the modes make bench-compare uses: wss://, permessage-deflate ------------
+
+def make_cert(d):
+    key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True)
+    return crt, key
+
+
+def test_wss_fanout_echo_and_handshakes(gateway_factory, tmp_path):
+    """Over TLS a client's burst of emits arrives as many records; the gateway
+    must hand every one out (records gathered per read) and lose nothing."""
+    from conftest import free_port
+    crt, key = make_cert(str(tmp_path))
+    port = free_port()
+    gateway_factory("--tls-listen", "127.0.0.1:%d" % port, "--tls-cert", crt, "--tls-key", key,
+                    "--rate-messages", "0", "--rate-bytes", "0")
+    url = "wss://127.0.0.1:%d/ws" % port
+    rc, out, err, r = loadgen(url, "fanout", "--subscribers", 40, "--messages", 300, "--window", 64)
+    assert rc == 0, out + err
+    assert r["tls"] == "1" and int(r["deliveries"]) == 40 * 300
+    assert (r["missing"], r["duplicate"], r["reordered"]) == ("0", "0", "0")
+    rc, out, err, r = loadgen(url, "echo", "--conns", 5, "--messages", 100)
+    assert rc == 0, out + err
+    assert int(r["round_trips"]) == 5 * 100
+    rc, out, err, r = loadgen(url, "handshakes", 40, "--concurrency", 8)
+    assert rc == 0, out + err
+    assert r["count"] == "40"
+
+
+def test_deflate_fanout_compresses_each_message_once(gateway_factory):
+    """permessage-deflate with no server context takeover: every subscriber
+    gets the same compressed bytes for a message, so the generator, which
+    caches by compressed input, inflates each message once."""
+    gw = gateway_factory("--enable-compression", "true", "--rate-messages", "0", "--rate-bytes", "0")
+    rc, out, err, r = loadgen(gw.url, "--deflate", "fanout", "--subscribers", 30, "--messages", 100,
+                              "--window", 8, "--size", 300)
+    assert rc == 0, out + err
+    assert r["deflate"] == "1" and "server_no_context_takeover" in r["pmd"]
+    assert int(r["deliveries"]) == 30 * 100
+    assert (r["missing"], r["duplicate"], r["reordered"]) == ("0", "0", "0")
+    assert int(r["compressed"]) >= 30 * 100, r
+    assert int(r["inflate_misses"]) == 100, r
