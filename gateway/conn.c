@@ -37,6 +37,7 @@
 
 static void conn_after_drain(wsgw_conn_t *c);
 static void conn_check_address(wsgw_conn_t *c, uint64_t now);
+static void conn_set_events(wsgw_conn_t *c, int events);
 
 /* The handshake, close and linger deadline: after_ms from now. */
 static void conn_set_deadline(wsgw_conn_t *c, uint64_t after_ms)
@@ -107,21 +108,16 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     uint64_t now = wsgw_now_ms(s);
     c->state = CONN_HANDSHAKE;
     c->last_read_ms = conn_ms(now);
-    c->has_deadline = s->cfg->handshake_timeout_ms != 0;
-    c->deadline_ms = conn_ms(now + s->cfg->handshake_timeout_ms);
+    if (s->cfg->handshake_timeout_ms) conn_set_deadline(c, s->cfg->handshake_timeout_ms);
     c->hs = ws_xcalloc(1, sizeof *c->hs);
     ws_http_parser_init(&c->hs->parser);
-    int watched = poller_set(&s->poller, fd, c, &c->events, EV_READ) == 0;
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->n_conns++;
     s->n_handshaking++;
-    if (!watched) {
-        wsgw_log(WSGW_LOG_ERROR, "poll_error", "remote=%s err=\"%s\"", conn_peer(c), strerror(errno));
-        conn_close_now(c, 0);
-        return;
-    }
+    conn_set_events(c, EV_READ);           /* on failure: logged, closed */
+    if (c->state == CONN_DEAD) return;
     conn_check_address(c, now);
 }
 
