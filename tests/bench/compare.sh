@@ -69,23 +69,12 @@ BUN=$CACHE/node_modules/.bin/bun
 NODE=$(command -v node) || die "node is missing"
 export NODE_PATH=$CACHE/node_modules
 
-SRV_PIN=(taskset -c 0) GEN_PIN=(taskset -c 1) PINNING="server on CPU 0, generator on CPU 1"
-if ! command -v taskset >/dev/null || [ "$(nproc)" -lt 2 ]; then
-    SRV_PIN=() GEN_PIN=() PINNING="not pinned (taskset or a second CPU missing)"
-fi
-idle_pct() {
-    local a b t=0 k
-    read -ra a < /proc/stat; sleep 1; read -ra b < /proc/stat
-    for k in 1 2 3 4 5 6 7 8; do t=$((t + b[k] - a[k])); done
-    echo $(( t > 0 ? (b[4] - a[4]) * 100 / t : 100 ))
-}
-idle=$(idle_pct)
-[ "$idle" -lt 90 ] && echo "bench-compare: warning: the CPUs were only $idle% idle before the run; figures will be skewed" >&2
+# shellcheck source=bench-lib.sh
+. "$ROOT/tests/bench/bench-lib.sh"
+warn_if_busy bench-compare
 MACHINE="$(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)"
 echo "== make bench-compare: $MACHINE; $PINNING"
 echo "   bun $("$BUN" --version), node $("$NODE" --version), $(redis-server --version | cut -d' ' -f3)"
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # A self-signed certificate for the TLS rows (P-256, as a deployment would).
 CERT=$OUT/cert.pem KEY=$OUT/key.pem
@@ -95,17 +84,6 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 # ---- servers -------------------------------------------------------------------------
 
 SRV_PID= SRV_PORT= SRV_LOG= SRV_SCHEME=ws SRV_PATH=/ws DIALECT=()
-REDIS_PID= REDIS_PORT=
-
-start_redis() {
-    REDIS_PORT=$(free_port)
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-        --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
-    REDIS_PID=$!
-    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && return 0; sleep 0.05; done
-    die "redis-server did not start"
-}
-stop_redis() { [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null; REDIS_PID=; }
 
 # start_server KIND NAME [plain|deflate|tls|cross|big]
 start_server() {
@@ -177,7 +155,6 @@ status_kb() {
 # ---- the generator ------------------------------------------------------------------
 
 RES=
-value() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 lg() {          # lg NAME ARGS...: one generator run against the running server
     local name=$1; shift
     local extra=()
@@ -199,7 +176,6 @@ declare -A BOUND    # BOUND[server:scenario] = the generator's verdict (server-b
 declare -A LO HI    # the lowest and highest figure over the runs
 declare -A COST     # server CPU microseconds per operation in the median run
 FAILED=0
-si() { awk -v x="$1" 'BEGIN { if (x >= 1e6) printf "%.2fM", x / 1e6; else if (x >= 1e4) printf "%.0fk", x / 1e3; else printf "%.0f", x }'; }
 ms() { awk -v x="$1" 'BEGIN { printf "%.2f", x / 1000 }'; }
 
 # measure SERVER SCENARIO MODE METRIC LOADGEN-ARGS...: REPEAT runs against
@@ -209,7 +185,7 @@ measure() {
     local runs=() i n=$REPEAT
     for i in $(seq "$n"); do
         echo "-- $srv $sc (run $i of $n)"
-        [ "$mode" = cross ] || [ "$mode" = big ] && start_redis
+        if [ "$mode" = cross ] || [ "$mode" = big ]; then start_redis || { FAILED=1; return 1; }; fi
         if ! start_server "$srv" "$srv-$sc-$i" "$mode"; then FAILED=1; stop_redis; return 1; fi
         if [ "$mode" = cross ]; then sleep 1; fi       # every worker subscribed to Redis
         LG_DEFLATE=$([ "$mode" = deflate ] && echo 1 || echo 0) lg "$srv-$sc-$i" "$@"; local rc=$?
@@ -313,8 +289,7 @@ fi
 # each from its own source address so the ephemeral ports suffice.
 if ! skip big; then
     echo "-- wsgw $BIG_N connections over $BIG_WORKERS workers"
-    start_redis
-    if start_server wsgw wsgw-big big; then
+    if start_redis && start_server wsgw wsgw-big big; then
         sleep 1
         ngen=$(( (BIG_N + 18999) / 19000 ))
         per=$(( (BIG_N + ngen - 1) / ngen )) gens=() left=$BIG_N k=0

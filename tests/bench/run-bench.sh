@@ -51,28 +51,10 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_N + 64)) ]; t
     exit 2
 fi
 
-SRV_PIN=() GEN_PIN=() PINNING="not pinned"
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
-    SRV_PIN=(taskset -c 0) GEN_PIN=(taskset -c 1) PINNING="server on CPU 0, generator on CPU 1"
-fi
-
-# Other work on the machine skews every figure: say so when the CPUs are
-# not idle to begin with (share of idle time over one second).
-idle_pct() {
-    local a b t=0 k
-    read -ra a < /proc/stat; sleep 1; read -ra b < /proc/stat
-    for k in 1 2 3 4 5 6 7 8; do t=$((t + b[k] - a[k])); done
-    echo $(( t > 0 ? (b[4] - a[4]) * 100 / t : 100 ))
-}
-idle=$(idle_pct)
-if [ "$idle" -lt 90 ]; then
-    echo "run-bench: warning: the CPUs were only $idle% idle before the run: other work on this machine will skew the figures" >&2
-fi
+# shellcheck source=bench-lib.sh
+. "$ROOT/tests/bench/bench-lib.sh"
+warn_if_busy run-bench
 echo "== make bench: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), Linux $(uname -r); $PINNING"
-
-free_port() {
-    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 GW_PID=
 GW_PORT=
@@ -85,11 +67,7 @@ start_gw() {   # start_gw NAME
         --max-pending-handshakes 20000 --log-level warn --drain-timeout 2s \
         --rate-messages 0 --rate-bytes 0 "${GW_EXTRA[@]}" >"$GW_LOG" 2>&1 &
     GW_PID=$!
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$GW_PORT") 2>/dev/null; then return 0; fi
-        kill -0 "$GW_PID" 2>/dev/null || break
-        sleep 0.05
-    done
+    wait_port "$GW_PORT" "$GW_PID" && return 0
     echo "run-bench: wsgw did not start:" >&2
     cat "$GW_LOG" >&2
     return 1
@@ -110,8 +88,6 @@ stop_gw() {    # returns wsgw's exit status (0 expected)
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
-# value KEY RESULT-LINE
-value() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 ROWS=()
 NOTES=()
@@ -131,7 +107,6 @@ lg() {         # lg NAME ARGS... : runs the generator, prints its output, sets R
 
 pct() { awk -v x="$1" 'BEGIN { if (x < 0) print "-"; else printf "%.0f%%", x * 100 }'; }
 us() { awk -v x="$1" 'BEGIN { if (x >= 10000) printf "%.1f ms", x / 1000; else printf "%.0f us", x }'; }
-si() { awk -v x="$1" 'BEGIN { if (x >= 1e6) printf "%.2fM", x / 1e6; else if (x >= 1e4) printf "%.0fk", x / 1e3; else printf "%.0f", x }'; }
 
 # ---- idle: memory per connection --------------------------------------------------
 echo "== idle: $IDLE_N connections joined to one room, server memory before and after"
@@ -228,22 +203,17 @@ measure "echo, $ECHO_CONNS conns" per_s "rt/s" echo \
 # of them: every delivery to the other worker's half crosses Redis.  The
 # server CPU column counts the master only (the workers are its children).
 if [ "${CROSS:-1}" = 1 ] && command -v redis-server >/dev/null 2>&1; then
-    REDIS_PORT=$(free_port)
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-        --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
-    REDIS_PID=$!
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break
-        sleep 0.05
-    done
-    GW_EXTRA=(--workers 2 --redis-url "redis://127.0.0.1:$REDIS_PORT")
-    measure "fanout $FAN_SUBS subs, 2 workers+Redis" deliveries_per_s "deliv/s" cross \
-        fanout --subscribers "$FAN_SUBS" --messages "$FAN_MSGS" --window "$FAN_WINDOW"
-    measure "fanout $FAN_SUBS subs, 2 workers, $FAN_RATE/s" p50_us "deliv/s" cross-paced \
-        fanout --subscribers "$FAN_SUBS" --messages $((FAN_RATE * FAN_RATE_SECS)) --rate "$FAN_RATE" --window 1000
-    GW_EXTRA=()
-    kill "$REDIS_PID" 2>/dev/null
-    wait "$REDIS_PID" 2>/dev/null
+    if start_redis; then
+        GW_EXTRA=(--workers 2 --redis-url "redis://127.0.0.1:$REDIS_PORT")
+        measure "fanout $FAN_SUBS subs, 2 workers+Redis" deliveries_per_s "deliv/s" cross \
+            fanout --subscribers "$FAN_SUBS" --messages "$FAN_MSGS" --window "$FAN_WINDOW"
+        measure "fanout $FAN_SUBS subs, 2 workers, $FAN_RATE/s" p50_us "deliv/s" cross-paced \
+            fanout --subscribers "$FAN_SUBS" --messages $((FAN_RATE * FAN_RATE_SECS)) --rate "$FAN_RATE" --window 1000
+        GW_EXTRA=()
+        stop_redis
+    else
+        fail "fanout $FAN_SUBS subs, 2 workers+Redis"
+    fi
 fi
 
 # ---- table -------------------------------------------------------------------------------
