@@ -28,7 +28,12 @@
 #include "server_int.h"
 #include "ws_utf8.h"
 
-#define CHANNEL_MAX 320
+/* "<prefix>:room:<name>": the prefix is at most 64 bytes (wsgw_check_prefix),
+ * a room name at most ENVELOPE_ROOM_NAME_MAX, a connection id at most 127.
+ * Every channel fits whole: a cut name would make two rooms one channel. */
+#define CHANNEL_PREFIX_MAX 64
+#define CHANNEL_MAX (CHANNEL_PREFIX_MAX + sizeof ":lifecycle:" + ENVELOPE_ROOM_NAME_MAX + 1)
+_Static_assert(ENVELOPE_ROOM_NAME_MAX >= ENVELOPE_CONN_ID_MAX, "conn ids fit where room names do");
 
 /* ---- the event loop, handed to the backplane -------------------------------------- */
 
@@ -76,7 +81,8 @@ static size_t channel(const wsgw_server_t *s, char *out, const char *kind, const
 {
     int n = snprintf(out, CHANNEL_MAX, "%s:%s%s%.*s", s->cfg->redis_prefix, kind,
                      name ? ":" : "", (int)(name ? len : 0), name ? name : "");
-    return n < 0 ? 0 : (size_t)n >= CHANNEL_MAX ? CHANNEL_MAX - 1 : (size_t)n;
+    if (n < 0 || (size_t)n >= CHANNEL_MAX) abort();   /* the limits above make this impossible */
+    return (size_t)n;
 }
 
 static void room_created(wsgw_room_t *r, void *ud)

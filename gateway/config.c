@@ -2,6 +2,7 @@
  * the dump and --help.  Loading layers is config_load.c, cross-field checks
  * config_validate.c, value syntax config_parse.c. */
 #include "config_private.h"
+#include "envelope.h"
 #include "ws_alloc.h"
 
 #include <ctype.h>
@@ -103,9 +104,9 @@ const wsgw_key_t wsgw_keys[] = {
          "on shutdown, time for clients to close before they are cut; 0 = cut at once"),
     KENUM(log_level, "info", log_levels, "least severe level logged"),
     KENUM(log_format, "text", log_formats, "log line format"),
-    KINT(max_room_name, "64", 1, 1024, 0, "longest room name in bytes"),
+    KINT(max_room_name, "64", 1, ENVELOPE_ROOM_NAME_MAX, 0, "longest room name in bytes"),
     KINT(max_rooms_per_conn, "64", 1, 65536, 0, "rooms one connection may join"),
-    KINT(max_event_name, "64", 1, 1024, 0, "longest event name in bytes"),
+    KINT(max_event_name, "64", 1, ENVELOPE_EVENT_NAME_MAX, 0, "longest event name in bytes"),
     KLIST(join_rooms, "*", wsgw_check_glob, "GLOB",
           "glob patterns of rooms a client may join; empty = none"),
     KSET(emit_targets, "broadcast,all,room", emit_names,
@@ -120,8 +121,8 @@ const wsgw_key_t wsgw_keys[] = {
     KINT(conn_rate_per_ip, "0", 0, 10000000, 0, "new connections per second per client address; 0 = unlimited"),
     KINT(conn_rate_per_ip_burst, "20", 1, 10000000, 0, "new connections per client address in a burst"),
     KINT(error_rate_limit, "10", 0, 100000, 0,
-         "bad envelopes per second tolerated before close 1008; 0 = never close"),
-    KINT(error_rate_burst, "20", 1, 1000000, 0, "bad envelopes allowed in a burst"),
+         "bad envelopes or Iris frames per second tolerated before close 1008; 0 = never close"),
+    KINT(error_rate_burst, "20", 1, 1000000, 0, "bad envelopes or Iris frames allowed in a burst"),
     KSTR(auth_hs256_secret, "", NULL, "SECRET", WSGW_KF_SECRET,
          "JWT authentication: HS256 shared secret; empty = no HS256"),
     KSTR(auth_public_key, "", wsgw_check_path_opt, "FILE", 0,

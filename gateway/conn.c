@@ -290,6 +290,27 @@ void conn_queue_bytes(wsgw_conn_t *c, const void *p, size_t n)
     conn_mark_pending(c);
 }
 
+/* Would `add` more bytes take the queue past max_queued_bytes?  Then the
+ * peer is a slow consumer: with slow_consumer_action=close its unstarted
+ * backlog is dropped and the close handshake starts.  Returns 1 when the
+ * bytes must not be queued.  An empty queue always takes one message: a
+ * message at max_message_size plus its frame header (or deflate's growth)
+ * is not a slow consumer. */
+static int conn_queue_full(wsgw_conn_t *c, size_t add)
+{
+    wsgw_server_t *s = c->srv;
+    if (!c->outq.bytes || c->outq.bytes + add <= s->cfg->max_queued_bytes) return 0;
+    if (s->cfg->slow_consumer_action == WSGW_SLOW_DROP || c->state != CONN_OPEN) return 1;
+    size_t dropped = outq_drop_unstarted(&c->outq);
+    s->metrics.dropped_bytes += dropped;
+    wsgw_log(WSGW_LOG_WARN, "slow_consumer", "id=%s remote=%s queued=%zu limit=%llu dropped_bytes=%zu",
+             c->id, conn_peer(c), c->outq.bytes + dropped + add,
+             (unsigned long long)s->cfg->max_queued_bytes, dropped);
+    s->metrics.closes[CLOSE_SLOW_CONSUMER]++;
+    conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "slow consumer");
+    return 1;
+}
+
 /* Data messages: refused once our close is queued, and bounded by
  * max_queued_bytes (a slow consumer is cut off, never allowed to grow). */
 void conn_queue_block(wsgw_conn_t *c, wsgw_block_t *b)
@@ -299,18 +320,8 @@ void conn_queue_block(wsgw_conn_t *c, wsgw_block_t *b)
         s->metrics.dropped_messages++;
         return;
     }
-    /* An empty queue always takes one message: a message at max_message_size
-     * plus its frame header (or deflate's growth) is not a slow consumer. */
-    if (c->outq.bytes && c->outq.bytes + b->len > s->cfg->max_queued_bytes) {
+    if (conn_queue_full(c, b->len)) {
         s->metrics.dropped_messages++;
-        if (s->cfg->slow_consumer_action == WSGW_SLOW_DROP) return;
-        size_t dropped = outq_drop_unstarted(&c->outq);
-        s->metrics.dropped_bytes += dropped;
-        wsgw_log(WSGW_LOG_WARN, "slow_consumer", "id=%s remote=%s queued=%zu limit=%llu dropped_bytes=%zu",
-                 c->id, conn_peer(c), c->outq.bytes + dropped + b->len,
-                 (unsigned long long)s->cfg->max_queued_bytes, dropped);
-        s->metrics.closes[CLOSE_SLOW_CONSUMER]++;
-        conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "slow consumer");
         return;
     }
     outq_push(&c->outq, b);
@@ -435,6 +446,15 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
         SSL_free(c->ssl);
         c->ssl = NULL;
     }
+    if (c->outq.bytes) {
+        /* Bytes we could not deliver (a peer that stopped reading until the
+         * write or close deadline): end with a reset, not a FIN in the middle
+         * of a frame that would look like an orderly close, and free the
+         * kernel's send buffer now instead of after its retries
+         * (nginx's reset_timedout_connection). */
+        struct linger reset = { 1, 0 };
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }
     close(c->fd);
     c->fd = -1;
     if (was_open) {
@@ -522,7 +542,10 @@ static void conn_on_message(wsgw_conn_t *c, const ws_msg_t *m)
         if (c->close_bits & WS_CLOSE_STATE_QUEUED) return;  /* no frames after our close */
         uint8_t frame[2 + WS_CONTROL_MAX];
         long n = ws_frame_write(frame, sizeof frame, 1, 0, WS_OP_PONG, m->data, m->len);
-        if (n > 0) conn_queue_bytes(c, frame, (size_t)n);
+        /* Pongs count against max_queued_bytes too: a peer that floods pings
+         * and never reads is a slow consumer, not a way to grow our memory.
+         * (RFC 6455 §5.5.3 lets a pong answer only the latest ping.) */
+        if (n > 0 && !conn_queue_full(c, (size_t)n)) conn_queue_bytes(c, frame, (size_t)n);
         return;
     }
     case WS_MSG_PONG:

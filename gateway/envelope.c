@@ -245,6 +245,7 @@ envelope_code_t envelope_decode(const uint8_t *in, size_t len,
 {
     size_t max_room = lim && lim->max_room_name ? lim->max_room_name : ENVELOPE_ROOM_NAME_DEFAULT;
     size_t max_event = lim && lim->max_event_name ? lim->max_event_name : ENVELOPE_EVENT_NAME_DEFAULT;
+    if (max_room > ENVELOPE_ROOM_NAME_MAX) max_room = ENVELOPE_ROOM_NAME_MAX;
     if (max_event > ENVELOPE_EVENT_NAME_MAX) max_event = ENVELOPE_EVENT_NAME_MAX;
 
     static const uint8_t null_lit[] = "null";

@@ -30,7 +30,8 @@
 
 #define ENVELOPE_ROOM_NAME_DEFAULT  64
 #define ENVELOPE_EVENT_NAME_DEFAULT 64
-#define ENVELOPE_EVENT_NAME_MAX     256  /* limits above this are clamped */
+#define ENVELOPE_ROOM_NAME_MAX      255  /* the config refuses more: rooms become Redis channel names */
+#define ENVELOPE_EVENT_NAME_MAX     256  /* the config refuses more */
 #define ENVELOPE_CONN_ID_MAX        128
 #define ENVELOPE_ID_STRING_MAX      64   /* bytes between the quotes, as written */
 #define ENVELOPE_ID_INT_MAX         9007199254740991ULL  /* 2^53 - 1 */
@@ -38,7 +39,7 @@
 
 /* Peer-facing limits, from the config.  A field of 0 means its default. */
 typedef struct envelope_limits {
-    size_t max_room_name;   /* bytes, default 64 */
+    size_t max_room_name;   /* bytes, default 64, at most ENVELOPE_ROOM_NAME_MAX */
     size_t max_event_name;  /* decoded bytes, default 64, at most 256 */
 } envelope_limits_t;
 

@@ -43,7 +43,7 @@ static void metric(ws_buf_t *out, const char *name, const char *type, const char
 void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf_t *out)
 {
     metric(out, "wsgw_connections", "gauge", "Open WebSocket connections.", g->connections);
-    metric(out, "wsgw_handshakes_pending", "gauge", "Connections still in the opening handshake.", g->handshaking);
+    metric(out, "wsgw_handshakes_pending", "gauge", "Accepted connections not yet upgraded: WebSocket handshakes and plain HTTP requests, this one included.", g->handshaking);
     metric(out, "wsgw_rooms", "gauge", "Rooms with at least one local member.", g->rooms);
     metric(out, "wsgw_room_memberships", "gauge", "Room memberships over all connections.", g->memberships);
     metric(out, "wsgw_queued_bytes", "gauge", "Outgoing bytes queued over all connections.", g->queued_bytes);

@@ -36,13 +36,18 @@ void protocol_ack(wsgw_conn_t *c, json_span_t id)
     emit_reply(c, b);
 }
 
-/* Token bucket over bad envelopes; returns 0 when the client must go. */
-static int protocol_error_budget(wsgw_conn_t *c)
+/* A token bucket over bad messages (envelopes or Iris frames): past
+ * error_rate_limit the client is closed with 1008. */
+static void protocol_spend_error_budget(wsgw_conn_t *c)
 {
-    const wsgw_config_t *cfg = c->srv->cfg;
-    if (cfg->error_rate_limit <= 0) return 1;
-    return tbucket_take(&c->err_bucket, cfg->error_rate_limit, cfg->error_rate_burst,
-                        wsgw_now_ms(c->srv), 1);
+    wsgw_server_t *s = c->srv;
+    const wsgw_config_t *cfg = s->cfg;
+    if (cfg->error_rate_limit <= 0 ||
+        tbucket_take(&c->err_bucket, cfg->error_rate_limit, cfg->error_rate_burst, wsgw_now_ms(s), 1))
+        return;
+    s->metrics.closes[CLOSE_ERROR_RATE]++;
+    wsgw_log(WSGW_LOG_INFO, "error_rate_close", "id=%s remote=%s", c->id, conn_peer(c));
+    conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "too many invalid messages");
 }
 
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
@@ -54,11 +59,7 @@ void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const 
     wsgw_block_t *b = emit_reply_block(s, envelope_error_size(id, code, message), &p);
     envelope_error_write(id, code, message, p);
     emit_reply(c, b);
-    if (!protocol_error_budget(c)) {
-        s->metrics.closes[CLOSE_ERROR_RATE]++;
-        wsgw_log(WSGW_LOG_INFO, "error_rate_close", "id=%s remote=%s", c->id, conn_peer(c));
-        conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "too many invalid messages");
-    }
+    protocol_spend_error_budget(c);
 }
 
 static int room_permitted(const wsgw_config_t *cfg, const char *name)
@@ -84,8 +85,13 @@ static int protocol_dispatch(wsgw_conn_t *c, const char *event, const char *data
 static void protocol_join(wsgw_conn_t *c, const envelope_msg_t *m)
 {
     const wsgw_config_t *cfg = c->srv->cfg;
-    char room[256];                   /* the decoder bounds room names far below this */
-    snprintf(room, sizeof room, "%.*s", (int)m->room.len, (const char *)m->room.p);
+    char room[ENVELOPE_ROOM_NAME_MAX + 1];   /* the decoder applies max_room_name, at most this */
+    if (m->room.len >= sizeof room) {        /* never match a pattern against a cut name */
+        protocol_error(c, m->id, ENVELOPE_E_BAD_ROOM, "room name too long");
+        return;
+    }
+    memcpy(room, m->room.p, m->room.len);
+    room[m->room.len] = '\0';
     if (!room_permitted(cfg, room) || !auth_may_join(c, room)) {
         protocol_error(c, m->id, ENVELOPE_E_FORBIDDEN, "joining this room is not allowed");
         return;
@@ -199,12 +205,13 @@ void protocol_iris_open(wsgw_conn_t *c)
 
 /* Iris had no error replies: a refused frame is counted, logged, and given
  * to on_error — the connection stays open, as it did in Iris (minus the
- * crash on malformed frames). */
+ * crash on malformed frames), until it spends the error budget. */
 static void iris_refuse(wsgw_conn_t *c, int err)
 {
     c->srv->metrics.iris_errors++;
     wsgw_log(WSGW_LOG_DEBUG, "iris_error", "id=%s reason=\"%s\"", c->id, iris_err_str(err));
     conn_report_error(c, iris_err_str(err));
+    protocol_spend_error_budget(c);
 }
 
 /* A typed Iris message goes to the server's on(event) handlers, as in Iris;
@@ -221,7 +228,8 @@ void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len)
         iris_refuse(c, IRIS_E_NO_EVENT);
         return;
     }
-    if (im.event.len > (size_t)s->cfg->max_event_name || !ws_utf8_is_valid(im.event.p, im.event.len)) {
+    if (im.event.len > (size_t)s->cfg->max_event_name || im.event.len > ENVELOPE_EVENT_NAME_MAX ||
+        !ws_utf8_is_valid(im.event.p, im.event.len)) {
         iris_refuse(c, IRIS_E_NO_EVENT);
         return;
     }

@@ -102,3 +102,25 @@ def test_iris_client_js_served_from_operator_file(gateway_factory, tmp_path):
     r = subprocess.run([BIN, "--iris-client-js", str(tmp_path / "missing.js")],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode != 0 and "iris_client_js" in r.stderr
+
+
+def test_iris_event_names_at_the_limit_and_garbage_past_the_error_rate(gateway_factory):
+    gw = gateway_factory("--iris-path", "/iris", "--max-event-name", "256",
+                         "--error-rate-limit", "1", "--error-rate-burst", "5")
+    async def main():
+        iris = await iris_client(gw)
+        env = await envelope_client(gw, "x")
+        await iris.send(P + "e" * 256 + ";0;at the limit")
+        assert (await recv_json(env))["event"] == "e" * 256
+        await iris.send(P + "e" * 600 + ";0;too long")       # refused, counted, no crash
+        await no_message(env)
+        for _ in range(10):                                    # garbage past the budget
+            await iris.send(P)
+        with pytest.raises(websockets.ConnectionClosed) as e:
+            while True:
+                await asyncio.wait_for(iris.recv(), 3)
+        assert e.value.rcvd.code == 1008
+    run(main())
+    m = gw.metrics()
+    assert m["wsgw_iris_errors_total"] >= 6
+    assert m['wsgw_disconnects_total{reason="error_rate"}'] == 1

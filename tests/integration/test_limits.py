@@ -128,3 +128,51 @@ def test_out_of_file_descriptors(tmp_path):
     finally:
         code, _ = gw.stop()
     assert code == 0
+
+
+def test_ping_flood_without_reading_is_a_slow_consumer(gateway_factory):
+    # Pongs are bounded by max_queued_bytes like data: a peer that sends
+    # pings and never reads must not grow the server's memory.
+    from test_gateway import masked_frame, raw_upgrade
+    gw = gateway_factory("--max-queued-bytes", "64KiB", "--rate-messages", "0", "--rate-bytes", "0")
+    s = raw_upgrade(gw.port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ping = masked_frame(0x9, b"p" * 125)
+    s.sock.settimeout(5)
+    try:
+        for _ in range(40):                        # 40 x 1000 pings = 5.2 MB of pongs owed
+            s.sendall(ping * 1000)
+    except (ConnectionResetError, BrokenPipeError, socket.timeout):
+        pass                                       # cut off while still sending: expected
+    deadline = time.time() + 10
+    while time.time() < deadline and gw.metrics()["wsgw_slow_consumer_closes_total"] < 1:
+        time.sleep(0.2)
+    m = gw.metrics()
+    assert m["wsgw_slow_consumer_closes_total"] == 1
+    assert m["wsgw_queued_bytes"] <= 64 * 1024 + 1024
+    s.close()
+
+
+def test_room_name_limit_is_whole_name_for_patterns(gateway_factory):
+    # join_rooms patterns are matched against the whole name, never a cut one.
+    gw = gateway_factory("--max-room-name", "255", "--join-rooms", "*-ok")
+    async def main():
+        a = await client(gw)
+        ok = "a" * 252 + "-ok"
+        await a.send(json.dumps({"op": "join", "room": ok, "id": 1}))
+        assert await recv_json(a) == {"op": "ack", "id": 1}
+        await a.send(json.dumps({"op": "join", "room": "a" * 249 + "-ok-no", "id": 2}))  # 255 bytes
+        err = await recv_json(a)
+        assert err["op"] == "error" and err["code"] == "forbidden", err
+        await a.send(json.dumps({"op": "join", "room": "b" * 253 + "-ok", "id": 3}))  # 256 bytes
+        err = await recv_json(a)
+        assert err["op"] == "error" and err["code"] == "bad_room", err
+    run(main())
+
+
+@pytest.mark.parametrize("flag,value", [("--max-room-name", "256"), ("--max-event-name", "257")])
+def test_name_limits_past_what_the_gateway_can_carry_stop_start_up(flag, value):
+    import subprocess
+    p = subprocess.run([BIN, flag, value, "--listen", "127.0.0.1:1"], capture_output=True, text=True, timeout=10)
+    assert p.returncode != 0
+    assert flag[2:].replace("-", "_") in p.stderr, p.stderr
