@@ -204,6 +204,15 @@ def test_failover_through_the_balancer(cluster):
 
             survivors = [clients[0], clients[2], back]
             await chat(survivors, survivors + more, "after")
+
+            # A browser can only send its token in the query: the balancer's
+            # log has the path, never the query.
+            q = track(await websockets.connect(c.url + "?token=sekrit-query-7", close_timeout=2))
+            await recv_json(q)
+            await q.close()
+            await asyncio.to_thread(wait_for, lambda: re.search(r'"GET /ws HTTP/1.1"', c.log("haproxy")),
+                                    10, "HAProxy to log the session")
+            assert "sekrit-query-7" not in c.log("haproxy")
             return k
         k = run(main(), timeout=60)
     finally:
