@@ -420,8 +420,11 @@ const char *wsgw_check_prefix(const char *s)
     if (!*s) return "must not be empty";
     if (strlen(s) > 64) return "longer than 64 bytes";
     for (; *s; s++)
-        if (!is_alnum((unsigned char)*s) && !strchr("_.:-", *s))
-            return "only letters, digits and _ . : - are allowed";
+        /* No ':': it ends the prefix in every channel name, so prefix "app"
+         * can never reach the channels of prefix "app:room:x" (another
+         * app's) through a room named "x:room:...". */
+        if (!is_alnum((unsigned char)*s) && !strchr("_.-", *s))
+            return "only letters, digits and _ . - are allowed";
     return NULL;
 }
 

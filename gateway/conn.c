@@ -506,10 +506,12 @@ static int conn_within_rate(wsgw_conn_t *c, size_t len)
     wsgw_server_t *s = c->srv;
     const wsgw_config_t *cfg = s->cfg;
     uint64_t now = wsgw_now_ms(s);
-    if (tbucket_take(&c->msg_bucket, cfg->rate_messages, cfg->rate_messages_burst, now, 1) &&
-        tbucket_take(&c->byte_bucket, (double)cfg->rate_bytes, (double)cfg->rate_bytes_burst, now, (double)len))
+    if (!tbucket_take(&c->msg_bucket, cfg->rate_messages, cfg->rate_messages_burst, now, 1))
+        s->metrics.rate_limited_messages++;
+    else if (!tbucket_take(&c->byte_bucket, (double)cfg->rate_bytes, (double)cfg->rate_bytes_burst, now, (double)len))
+        s->metrics.rate_limited_bytes++;
+    else
         return 1;
-    s->metrics.rate_limited++;
     if (conn_native(c) || c->codec == CODEC_IRIS) {
         conn_report_error(c, "rate limited");
     } else {

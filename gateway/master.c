@@ -183,6 +183,11 @@ static void master_reload(master_t *m, int *old_alive)
         snprintf(err, sizeof err, "listen addresses and workers cannot change on reload: restart instead");
         rc = -1;
     }
+    if (rc == 0 && (!next->redis_url || !next->redis_url[0])) {    /* as at start-up (run.c) */
+        snprintf(err, sizeof err, "workers: %d workers need a backplane to reach each other's clients: "
+                                  "set redis_url", m->n);
+        rc = -1;
+    }
     if (rc != 0) {
         wsgw_log(WSGW_LOG_ERROR, "reload_failed", "reason=\"%s\" action=\"kept the running workers\"", err);
         wsgw_config_free(next);
@@ -274,6 +279,7 @@ int master_run(wsgw_config_t *cfg, int argc, char **argv, char **envp, worker_ma
         uint64_t now = now_ms(), next = now + 1000;
         for (int i = 0; i < m.n; i++)
             if (m.workers[i].restart_at_ms && m.workers[i].restart_at_ms < next) next = m.workers[i].restart_at_ms;
+        if (next < now) next = now;            /* a restart fell due while we forked: no wait */
         struct timespec ts = { (time_t)((next - now) / 1000), (long)((next - now) % 1000) * 1000000 };
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT) {

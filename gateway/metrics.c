@@ -59,14 +59,23 @@ void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf
     metric(out, "wsgw_bytes_in_total", "counter", "Bytes read from client sockets.", m->bytes_in);
     metric(out, "wsgw_messages_out_total", "counter", "Messages queued to clients (one per receiver).", m->messages_out);
     metric(out, "wsgw_bytes_out_total", "counter", "Bytes written to client sockets.", m->bytes_out);
-    metric(out, "wsgw_dropped_messages_total", "counter", "Deliveries not queued: receiver closing or over its queue limit.", m->dropped_messages);
+    metric(out, "wsgw_dropped_messages_total", "counter", "Deliveries not made: receiver closing or over its queue limit, an event an Iris client cannot carry, a publish the backplane dropped (also in wsgw_backplane_dropped_total).", m->dropped_messages);
     metric(out, "wsgw_dropped_bytes_total", "counter", "Queued bytes discarded when a slow consumer was cut off.", m->dropped_bytes);
     metric(out, "wsgw_slow_consumer_closes_total", "counter", "Connections closed for exceeding max_queued_bytes.", m->closes[CLOSE_SLOW_CONSUMER]);
-    metric(out, "wsgw_envelope_errors_total", "counter", "Error envelopes sent to clients.", m->envelope_errors);
+    put(out, "# HELP wsgw_envelope_errors_total Error envelopes sent to clients, by code (docs/protocol.md): "
+             "bad input, and refusals such as forbidden, not_joined, rate_limited.\n"
+             "# TYPE wsgw_envelope_errors_total counter\n");
+    for (int i = 1; i < ENVELOPE_CODE_COUNT; i++)
+        put(out, "wsgw_envelope_errors_total{code=\"%s\"} %" PRIu64 "\n", envelope_code_str((envelope_code_t)i),
+            m->envelope_errors[i]);
     metric(out, "wsgw_http_requests_total", "counter", "Plain HTTP requests answered.", m->http_requests);
     metric(out, "wsgw_accept_errors_total", "counter", "accept() failures (EMFILE and others).", m->accept_errors);
     metric(out, "wsgw_compressed_messages_total", "counter", "Outgoing messages compressed (once per fan-out).", m->compressed_messages);
-    metric(out, "wsgw_rate_limited_messages_total", "counter", "Data messages refused by rate_messages or rate_bytes.", m->rate_limited);
+    put(out, "# HELP wsgw_rate_limited_messages_total Data messages refused by a per-connection rate, by limit.\n"
+             "# TYPE wsgw_rate_limited_messages_total counter\n"
+             "wsgw_rate_limited_messages_total{limit=\"rate_messages\"} %" PRIu64 "\n"
+             "wsgw_rate_limited_messages_total{limit=\"rate_bytes\"} %" PRIu64 "\n",
+        m->rate_limited_messages, m->rate_limited_bytes);
     metric(out, "wsgw_iris_errors_total", "counter", "Iris frames refused: malformed, or dropped as the Iris server did.", m->iris_errors);
     metric(out, "wsgw_backplane_remote", "gauge", "1 when the backplane is Redis, 0 when in-process.", g->backplane_remote);
     metric(out, "wsgw_backplane_up", "gauge", "1 when the backplane is connected with every subscription restored.", g->backplane_up);

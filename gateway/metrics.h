@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "envelope.h"
 #include "ws_alloc.h"
 
 typedef enum wsgw_hs_fail {
@@ -53,11 +54,12 @@ typedef struct wsgw_metrics {
     uint64_t bytes_out;            /* bytes written to sockets */
     uint64_t dropped_messages;     /* deliveries not queued: receiver closing or over limit */
     uint64_t dropped_bytes;        /* queued bytes discarded when a slow consumer was cut */
-    uint64_t envelope_errors;      /* error envelopes sent */
+    uint64_t envelope_errors[ENVELOPE_CODE_COUNT];  /* error envelopes sent, by code */
     uint64_t http_requests;        /* plain HTTP requests answered */
     uint64_t accept_errors;        /* accept() failures (EMFILE etc.) */
     uint64_t compressed_messages;  /* outgoing messages compressed (once per fan-out) */
-    uint64_t rate_limited;         /* data messages refused by rate_messages / rate_bytes */
+    uint64_t rate_limited_messages;  /* data messages refused by rate_messages */
+    uint64_t rate_limited_bytes;     /* data messages refused by rate_bytes */
     uint64_t iris_errors;          /* Iris frames refused (malformed, or dropped as Iris did) */
 } wsgw_metrics_t;
 

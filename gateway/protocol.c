@@ -53,7 +53,7 @@ static void protocol_spend_error_budget(wsgw_conn_t *c)
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
 {
     wsgw_server_t *s = c->srv;
-    s->metrics.envelope_errors++;
+    s->metrics.envelope_errors[code]++;
     wsgw_log(WSGW_LOG_DEBUG, "envelope_error", "id=%s code=%s", c->id, envelope_code_str(code));
     uint8_t *p;
     wsgw_block_t *b = emit_reply_block(s, envelope_error_size(id, code, message), &p);

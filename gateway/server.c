@@ -101,9 +101,20 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            int err = errno;
             s->metrics.accept_errors++;
-            wsgw_log(WSGW_LOG_WARN, "accept_error", "err=\"%s\" connections=%zu", strerror(errno), s->n_conns);
-            if (errno == EMFILE || errno == ENFILE) accept_shed_one(s, l->fd);
+            /* Out of descriptors, every new client fails again: one line a
+             * second (with how many it stands for), not a flood. */
+            uint64_t now = wsgw_now_ms(s);
+            if (!s->accept_err_logged_ms || now - s->accept_err_logged_ms >= 1000) {
+                wsgw_log(WSGW_LOG_WARN, "accept_error", "err=\"%s\" connections=%zu since_last_line=%llu",
+                         strerror(err), s->n_conns, (unsigned long long)s->accept_err_unlogged + 1);
+                s->accept_err_logged_ms = now;
+                s->accept_err_unlogged = 0;
+            } else {
+                s->accept_err_unlogged++;
+            }
+            if (err == EMFILE || err == ENFILE) accept_shed_one(s, l->fd);
             return;
         }
         if (s->n_handshaking >= (size_t)s->cfg->max_pending_handshakes) {

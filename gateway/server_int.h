@@ -166,6 +166,8 @@ struct wsgw_server {
     ev_timer             sweep_w;    /* the one timer for every timeout */
     ev_timer             drain_w;
     int                  spare_fd;   /* closed and reopened to shed a connection on EMFILE */
+    uint64_t             accept_err_logged_ms;   /* accept errors: one log line a second at most */
+    uint64_t             accept_err_unlogged;    /* errors since that line */
 
     wsgw_conn_t         *conns;      /* all live connections */
     size_t               n_conns;    /* live (any state) */

@@ -138,6 +138,8 @@ def test_claims_narrow_permissions(gateway_factory):
         got = [await recv_json(ws), await recv_json(ws)]
         assert {"op": "ack", "id": 4} in got
     run(main())
+    # Each refusal is counted under its code.
+    assert gw.metrics()['wsgw_envelope_errors_total{code="forbidden"}'] == 2
 
 
 def test_anonymous_is_a_choice(gateway_factory):

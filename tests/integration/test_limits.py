@@ -32,7 +32,10 @@ def test_message_rate_per_connection(gateway_factory):
                 codes.append(msg["code"])
         assert codes.count("rate_limited") == 7
     run(main())
-    assert gw.metrics()["wsgw_rate_limited_messages_total"] == 7
+    m = gw.metrics()
+    assert m['wsgw_rate_limited_messages_total{limit="rate_messages"}'] == 7
+    assert m['wsgw_rate_limited_messages_total{limit="rate_bytes"}'] == 0
+    assert m['wsgw_envelope_errors_total{code="rate_limited"}'] == 7
 
 
 def test_byte_rate_per_connection(gateway_factory):
@@ -46,7 +49,9 @@ def test_byte_rate_per_connection(gateway_factory):
         err = await recv_json(a)
         assert err["op"] == "error" and err["code"] == "rate_limited"
     run(main())
-    assert gw.metrics()["wsgw_rate_limited_messages_total"] == 1
+    m = gw.metrics()
+    assert m['wsgw_rate_limited_messages_total{limit="rate_bytes"}'] == 1
+    assert m['wsgw_rate_limited_messages_total{limit="rate_messages"}'] == 0
 
 
 def test_connections_per_address(gateway_factory):
@@ -112,19 +117,25 @@ def test_out_of_file_descriptors(tmp_path):
                                env={"ASAN_OPTIONS": "detect_leaks=1", "PATH": "/usr/bin:/bin"})
     try:
         gw.wait_ready()
-        socks = []
-        for _ in range(60):                        # more than the server has descriptors
-            socks.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5))
-        time.sleep(0.5)
-        for s in socks:
-            s.close()
-        time.sleep(0.5)
-        async def main():                          # accept works again for others
-            ws = await client(gw)
+        async def main():
+            old = await client(gw)                 # connected before the descriptors run out
+            socks = []
+            for _ in range(60):                    # more than the server has descriptors
+                socks.append(socket.create_connection(("127.0.0.1", gw.port), timeout=5))
+            await asyncio.sleep(0.5)
+            # Out of descriptors: the connected client is served all along.
+            for i in range(3):
+                await old.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": i}))
+                assert (await recv_json(old))["data"] == i
+            for s in socks:
+                s.close()
+            await asyncio.sleep(0.5)
+            ws = await client(gw)                  # accept works again for others
             assert ws.open
         run(main())
-        assert gw.metrics()["wsgw_accept_errors_total"] >= 1
-        assert "event=accept_error" in gw.output()
+        errors = gw.metrics()["wsgw_accept_errors_total"]
+        lines = gw.output().count("event=accept_error")
+        assert errors >= 5 and 1 <= lines <= 3, (errors, lines)   # one line a second, not one per error
     finally:
         code, _ = gw.stop()
     assert code == 0

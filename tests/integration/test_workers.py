@@ -159,6 +159,21 @@ def test_sighup_reload_under_traffic(gateway_factory, redis_server, tmp_path):
     assert "reloaded" in gw.output()
 
 
+def test_reload_without_redis_keeps_the_workers(gateway_factory, redis_server, tmp_path):
+    conf = tmp_path / "wsgw.conf"
+    conf.write_text("redis_url = %s\n" % redis_server.url)
+    gw = gateway_factory("--workers", "2", "--config", str(conf))
+    old = wait_workers(gw.proc.pid, 2)
+    conf.write_text("max_message_size = 1KiB\n")         # redis_url gone
+    os.kill(gw.proc.pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline and "reload_failed" not in gw.output():
+        time.sleep(0.05)
+    assert "reload_failed" in gw.output() and "redis_url" in gw.output()
+    time.sleep(0.3)
+    assert worker_pids(gw.proc.pid) == old                 # the running workers were kept
+
+
 def test_sigterm_drains_workers(gateway_factory, redis_server):
     gw = gateway_factory("--workers", "2", "--redis-url", redis_server.url)
     wait_workers(gw.proc.pid, 2)

@@ -1675,6 +1675,8 @@ def report(initial, final_procs, final_metrics, channels, numsub, wins, unschedu
     for pid, mt in METRICS.items():
         for k, v in mt.items():
             totals[k] += v
+            if "{" in k:                       # a labelled family: its sum under the bare name too
+                totals[k.split("{")[0]] += v
     keys = ["wsgw_dropped_messages_total", "wsgw_slow_consumer_closes_total", "wsgw_backplane_dropped_total",
             "wsgw_envelope_errors_total", "wsgw_rate_limited_messages_total", "wsgw_connections_total",
             "wsgw_backplane_reconnects_total"]
