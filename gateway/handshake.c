@@ -18,12 +18,26 @@
 #include "server_int.h"
 #include "ws_status.h"
 
+/* Bodies from the handshake_error hook: a page, not a document. */
+#define HANDSHAKE_ERROR_BODY_MAX 1024
+
 /* Answers with an HTTP error and closes after it is written. */
 void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_t kind)
 {
     wsgw_server_t *s = c->srv;
-    char resp[512];
-    int n = ws_http_error_response(resp, sizeof resp, status, why);
+    char body[HANDSHAKE_ERROR_BODY_MAX + 1];
+    const char *text = why;
+    if (s->hs_error) {                        /* Iris' Config.Error */
+        size_t len = s->hs_error(c, status, why, body, sizeof body - 1, s->hs_error_ud);
+        if (len > 0 && len < sizeof body && !memchr(body, '\0', len)) {
+            body[len] = '\0';
+            text = body;
+        } else if (len > 0) {
+            wsgw_log(WSGW_LOG_WARN, "handshake_error_hook", "reason=\"body too long or has NUL: default kept\"");
+        }
+    }
+    char resp[HANDSHAKE_ERROR_BODY_MAX + 512];
+    int n = ws_http_error_response(resp, sizeof resp, status, text);
     s->metrics.handshake_failures[kind]++;
     wsgw_log(WSGW_LOG_INFO, "handshake_refused", "remote=%s status=%d reason=\"%s\"",
              conn_peer(c), status, why);

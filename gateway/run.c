@@ -22,9 +22,8 @@
 
 extern char **environ;
 
-/* The application's hook: one per process (wsgw_run is called once). */
-static wsgw_connection_cb run_on_connection;
-static void *run_on_connection_ud;
+/* The application's hooks: one set per process (wsgw_run is called once). */
+static wsgw_hooks_t run_hooks;
 
 typedef struct app {
     struct ev_loop *loop;
@@ -75,7 +74,11 @@ static int run_gateway(const wsgw_config_t *cfg, const wsgw_listen_fd_t *fds, si
         fprintf(stderr, "wsgw: cannot start: %s\n", err);
         return 1;
     }
-    if (run_on_connection) wsgw_server_on_connection(app.srv, run_on_connection, run_on_connection_ud);
+    if (run_hooks.on_connection) wsgw_server_on_connection(app.srv, run_hooks.on_connection, run_hooks.ud);
+    if (run_hooks.id_generator) wsgw_server_set_id_generator(app.srv, run_hooks.id_generator, run_hooks.ud);
+    if (run_hooks.check_origin) wsgw_server_set_check_origin(app.srv, run_hooks.check_origin, run_hooks.ud);
+    if (run_hooks.handshake_error)
+        wsgw_server_set_handshake_error(app.srv, run_hooks.handshake_error, run_hooks.ud);
     ev_signal_init(&app.sigterm, on_signal, SIGTERM);
     ev_signal_init(&app.sigint, on_signal, SIGINT);
     app.sigterm.data = app.sigint.data = &app;
@@ -95,8 +98,13 @@ static int run_gateway(const wsgw_config_t *cfg, const wsgw_listen_fd_t *fds, si
 
 int wsgw_run(int argc, char **argv, wsgw_connection_cb on_connection, void *ud)
 {
-    run_on_connection = on_connection;
-    run_on_connection_ud = ud;
+    wsgw_hooks_t hooks = { .on_connection = on_connection, .ud = ud };
+    return wsgw_run_hooks(argc, argv, &hooks);
+}
+
+int wsgw_run_hooks(int argc, char **argv, const wsgw_hooks_t *hooks)
+{
+    if (hooks) run_hooks = *hooks;
     wsgw_config_t *cfg = ws_xcalloc(1, sizeof *cfg);
     char err[512];
     wsgw_config_init(cfg);

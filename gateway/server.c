@@ -332,6 +332,12 @@ void wsgw_server_set_id_generator(wsgw_server_t *s, wsgw_id_generator_cb cb, voi
     s->id_gen_ud = ud;
 }
 
+void wsgw_server_set_handshake_error(wsgw_server_t *s, wsgw_handshake_error_cb cb, void *ud)
+{
+    s->hs_error = cb;
+    s->hs_error_ud = ud;
+}
+
 void wsgw_server_set_check_origin(wsgw_server_t *s, wsgw_check_origin_cb cb, void *ud)
 {
     s->check_origin = cb;

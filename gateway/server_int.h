@@ -197,6 +197,8 @@ struct wsgw_server {
     void                *id_gen_ud;
     wsgw_check_origin_cb check_origin;
     void                *check_origin_ud;
+    wsgw_handshake_error_cb hs_error;
+    void                *hs_error_ud;
 
     int                  draining;
     void               (*drain_done)(void *ud);

@@ -81,6 +81,16 @@ typedef void (*wsgw_error_cb)(wsgw_conn_t *c, const char *reason, void *ud);
 typedef size_t (*wsgw_id_generator_cb)(wsgw_conn_t *c, char *out, size_t cap, void *ud);
 /* CheckOrigin: return 1 to accept; runs before the 101 is sent. */
 typedef int (*wsgw_check_origin_cb)(wsgw_conn_t *c, const char *origin, size_t len, void *ud);
+/* Iris' Config.Error: a refused handshake (or request) is answered with
+ * `status` (400, 401, 403, 404, 426, 429, 503, ...); the gateway writes
+ * the status line and the headers the protocol needs (426's
+ * Sec-WebSocket-Version, 401's WWW-Authenticate, Connection: close).  The
+ * hook may write the text/plain body into body[0..cap) (no NUL bytes) and
+ * return its length, or return 0 to keep the default body (`reason`, a
+ * short line saying why).  wsgw_conn_remote_addr works; wsgw_conn_header
+ * may return NULL (the request may be gone, or never parsed). */
+typedef size_t (*wsgw_handshake_error_cb)(wsgw_conn_t *c, int status, const char *reason,
+                                          char *body, size_t cap, void *ud);
 
 /* ---- a whole process ------------------------------------------------------ */
 
@@ -91,6 +101,19 @@ typedef int (*wsgw_check_origin_cb)(wsgw_conn_t *c, const char *origin, size_t l
  * in every worker.  Returns the process exit status: 0, 1 (cannot start)
  * or 2 (configuration error). */
 int wsgw_run(int argc, char **argv, wsgw_connection_cb on_connection, void *ud);
+
+/* The code half of Iris' Config (the rest is configuration): every hook
+ * may be NULL, and all get `ud`. */
+typedef struct wsgw_hooks {
+    wsgw_connection_cb      on_connection;
+    wsgw_id_generator_cb    id_generator;      /* Config.IDGenerator */
+    wsgw_check_origin_cb    check_origin;      /* Config.CheckOrigin */
+    wsgw_handshake_error_cb handshake_error;   /* Config.Error */
+    void                   *ud;
+} wsgw_hooks_t;
+
+/* wsgw_run with every hook: they apply in every worker. */
+int wsgw_run_hooks(int argc, char **argv, const wsgw_hooks_t *hooks);
 
 /* ---- server ------------------------------------------------------------ */
 
@@ -119,6 +142,7 @@ int wsgw_listen_socket(const char *spec, char *err, size_t errlen);
 void wsgw_server_on_connection(wsgw_server_t *s, wsgw_connection_cb cb, void *ud);
 void wsgw_server_set_id_generator(wsgw_server_t *s, wsgw_id_generator_cb cb, void *ud);
 void wsgw_server_set_check_origin(wsgw_server_t *s, wsgw_check_origin_cb cb, void *ud);
+void wsgw_server_set_handshake_error(wsgw_server_t *s, wsgw_handshake_error_cb cb, void *ud);
 
 /* Graceful stop: closes the listeners, sends close 1001 to every client,
  * and calls done(ud) once every connection is gone or drain_timeout passed

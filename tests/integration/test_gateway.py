@@ -537,3 +537,25 @@ def test_chat_example(gateway_factory):
         assert {"event": "chat", "data": "hello room1", "from": a.conn_id, "to": "room:room1"} in got_a
         assert await recv_json(b) == {"event": "chat", "data": "hello room1", "from": a.conn_id, "to": "room:room1"}
     run(main())
+
+
+def test_hooks_example_iris_config_in_code(gateway_factory):
+    """examples/hooks.c: IDGenerator, CheckOrigin and Error (Iris' Config
+    hooks) through wsgw_run_hooks, and per-connection user data."""
+    gw = gateway_factory(binary=os.path.join(ROOT, "build", "examples", "hooks"))
+    async def main():
+        a = track(await websockets.connect(gw.url, close_timeout=2, origin="https://app.example.com",
+                                           extra_headers={"X-Tenant": "acme"}))
+        welcome = await recv_json(a)
+        assert welcome["conn"].startswith("acme-"), welcome
+        await a.send(json.dumps({"op": "emit", "event": "whoami", "data": None}))
+        assert (await recv_json(a))["data"] == {"id": welcome["conn"], "tenant": "acme"}
+        b = track(await websockets.connect(gw.url, close_timeout=2))     # no Origin: not a browser
+        assert (await recv_json(b))["conn"].startswith("anon-")
+    run(main())
+    resp = raw_request(gw.port, upgrade_request(extra="Origin: https://evil.example.org\r\n"))
+    assert resp.startswith(b"HTTP/1.1 403")
+    assert b"hooks example: 403: origin not allowed. See https://example.com/help\n" in resp
+    resp = raw_request(gw.port, upgrade_request(version="8"))
+    assert resp.startswith(b"HTTP/1.1 426") and b"Sec-WebSocket-Version: 13\r\n" in resp
+    assert b"hooks example: 426:" in resp
