@@ -309,7 +309,7 @@ const char *conn_subprotocol(const wsgw_conn_t *c)
 
 const char *wsgw_conn_header(const wsgw_conn_t *c, const char *name)
 {
-    static char value[1024];                 /* valid until the next call: see wsgw.h */
+    static char value[16384];                /* valid until the next call: see wsgw.h */
     if (!conn_req(c) || !name) return NULL;
     const ws_http_header_t *h = ws_http_find_header(conn_req(c), name, NULL);
     if (!h || h->value_len >= sizeof value) return NULL;

@@ -193,8 +193,10 @@ const char *wsgw_conn_id(const wsgw_conn_t *c);
  * (valid until the fourth later call; the address is stored compactly and
  * formatted on demand). */
 const char *wsgw_conn_remote_addr(const wsgw_conn_t *c);
-/* A request header of the opening handshake, NUL-terminated, or NULL.
- * Only valid inside the IDGenerator, CheckOrigin and on_connection
+/* A request header of the opening handshake, NUL-terminated, or NULL (no
+ * such header, or a value of 16 KiB or more).  The first one when the
+ * header repeats.  The string is valid until the next call.  Only
+ * available inside the IDGenerator, CheckOrigin and on_connection
  * callbacks: the request is not kept afterwards (memory per connection). */
 const char *wsgw_conn_header(const wsgw_conn_t *c, const char *name);
 /* The authenticated user (the token's sub), or NULL when anonymous. */

@@ -170,7 +170,7 @@ def test_readme_backend_api_lines(gateway_factory, redis_server):
         with pytest.raises(websockets.ConnectionClosed):
             while True:
                 await asyncio.wait_for(c.recv(), 3)
-        assert c.close_code == 4001 and c.close_reason == "kicked"
+        assert c.close_code == 4000 and c.close_reason == "kicked"
     run(main())
 
 

@@ -56,10 +56,10 @@ describe("two gateways and Redis", () => {
     const codes = [];
     b.onDisconnect((code, reason) => codes.push([code, reason]));
     const n = await redis.command("PUBLISH", "wsgw:conn:" + b.id,
-      JSON.stringify({ op: "disconnect", code: 4001, reason: "kicked" }));
+      JSON.stringify({ op: "disconnect", code: 4000, reason: "kicked" }));
     assert.equal(n, ":1");
     await waitFor(() => b.state === "closed", { what: "closed after kick" });
-    assert.deepEqual(codes, [[4001, "kicked"]]);
+    assert.deepEqual(codes, [[4000, "kicked"]]);
     await sleep(150);
     assert.equal(b.state, "closed");
     assert.equal((await rejection(b.to("all").emit("x", 1))).code, "closed");
