@@ -161,6 +161,21 @@ int auth_handshake(wsgw_conn_t *c, const ws_http_request_t *req)
     return 0;
 }
 
+/* A fresh token's rooms claim takes effect at once: rooms it no longer
+ * allows are left, and the client is told of each. */
+static void auth_leave_forbidden_rooms(wsgw_conn_t *c)
+{
+    for (size_t i = c->member.count; i-- > 0;) {
+        if (i >= c->member.count) continue;          /* a leave reorders the list */
+        const wsgw_room_t *r = rooms_memberships(&c->member)[i].room;
+        if (auth_may_join(c, r->name)) continue;
+        char msg[ENVELOPE_ROOM_NAME_MAX + 64];
+        snprintf(msg, sizeof msg, "left room %s: the refreshed token does not allow it", r->name);
+        rooms_leave(&c->srv->rooms, &c->member, r->name, r->name_len);   /* may free r */
+        protocol_notice(c, ENVELOPE_E_FORBIDDEN, msg);
+    }
+}
+
 /* {"op":"auth","token":...}: a fresh token for the same user. */
 void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m)
 {
@@ -185,6 +200,7 @@ void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m)
         return;
     }
     auth_apply(c, &cl);
+    auth_leave_forbidden_rooms(c);
     protocol_ack(c, m->id);
 }
 

@@ -316,5 +316,8 @@ void protocol_ack(wsgw_conn_t *c, json_span_t id);
 void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len);
 void protocol_iris_open(wsgw_conn_t *c);
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
+/* The same envelope for what the server did, not what the client sent:
+ * counted, but it spends no error budget. */
+void protocol_notice(wsgw_conn_t *c, envelope_code_t code, const char *message);
 
 #endif

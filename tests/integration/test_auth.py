@@ -175,6 +175,39 @@ def test_expiry_closes_4001_unless_refreshed(gateway_factory):
     assert gw.metrics()['wsgw_disconnects_total{reason="token_expired"}'] == 1
 
 
+def test_refresh_with_narrower_rooms_leaves_the_rooms_it_no_longer_allows(gateway_factory):
+    gw = gateway_factory("--auth-hs256-secret", SECRET)
+    async def main():
+        wide = hs256({"sub": "gina", "exp": now() + 600, "rooms": ["*"]})
+        a = track(await websockets.connect(gw.url, extra_headers={"Authorization": "Bearer " + wide},
+                                           close_timeout=2))
+        other = track(await websockets.connect(gw.url, extra_headers={"Authorization": "Bearer " + hs256(
+            {"sub": "hal", "exp": now() + 600})}, close_timeout=2))
+        await recv_json(a)
+        await recv_json(other)
+        for i, room in enumerate(["public.a", "secret.b", "secret.c"]):
+            await a.send(json.dumps({"op": "join", "room": room, "id": i}))
+            assert await recv_json(a) == {"op": "ack", "id": i}
+        await other.send(json.dumps({"op": "join", "room": "secret.b", "id": 9}))
+        assert await recv_json(other) == {"op": "ack", "id": 9}
+        narrow = hs256({"sub": "gina", "exp": now() + 600, "rooms": ["public.*"]})
+        await a.send(json.dumps({"op": "auth", "token": narrow, "id": 5}))
+        got = [await recv_json(a) for _ in range(3)]
+        assert got[-1] == {"op": "ack", "id": 5}
+        left = sorted(m["message"] for m in got[:2])
+        assert all(m["op"] == "error" and m["code"] == "forbidden" and "id" not in m for m in got[:2])
+        assert "left room secret.b" in left[0] and "left room secret.c" in left[1], left
+        # No longer a member: nothing from secret.b reaches it, and it may not rejoin.
+        await other.send(json.dumps({"op": "emit", "event": "e", "to": "room:secret.b", "data": "psst"}))
+        assert (await recv_json(other))["data"] == "psst"
+        await a.send(json.dumps({"op": "join", "room": "secret.b", "id": 6}))
+        assert (await recv_json(a))["code"] == "forbidden"
+        await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:public.a", "data": "still in", "id": 7}))
+        got = [await recv_json(a), await recv_json(a)]
+        assert {"op": "ack", "id": 7} in got and any(m.get("data") == "still in" for m in got)
+    run(main())
+
+
 def test_user_id_reaches_backend(gateway_factory, redis_server):
     from test_cluster import wait_backplane_up
     gw = gateway_factory("--auth-hs256-secret", SECRET, "--redis-url", redis_server.url)
