@@ -66,7 +66,7 @@ const wsgw_key_t wsgw_keys[] = {
     KENUM(id_generator, "random", id_generators,
           "connection ids: random = 128 bits from the OS CSPRNG; header = from id_header"),
     KSTR(id_header, "X-Connection-Id", wsgw_check_token_opt, "NAME", 0,
-         "request header holding the id when id_generator=header"),
+         "request header holding the id when id_generator=header (set by a trusted proxy: duplicates are refused per process only)"),
     KLIST(allowed_origins, "", wsgw_check_origin, "ORIGIN",
           "allowed Origin values; empty = same-origin or no Origin; * = any"),
     KDUR(handshake_timeout, "10s", 100, 5 * MIN, 0,
