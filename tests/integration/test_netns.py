@@ -57,7 +57,11 @@ def three_hosts():
         links = [("a", "10.231.1.1", "10.231.1.2"), ("b", "10.231.2.1", "10.231.2.2")]
         for host, host_ip, r_ip in links:
             va, vr = "v%s%s" % (host, tag), "r%s%s" % (host, tag)
-            sh("ip", "link", "add", va, "type", "veth", "peer", "name", vr)
+            veth = sh("ip", "link", "add", va, "type", "veth", "peer", "name", vr, check=False)
+            if veth.returncode != 0 and ("not permitted" in veth.stderr or "not supported" in veth.stderr
+                                         or "Unknown device type" in veth.stderr):
+                pytest.skip("cannot create veth pairs here (%s); skipped, not passed" % veth.stderr.strip())
+            assert veth.returncode == 0, veth.stderr
             sh("ip", "link", "set", va, "netns", ns[host])
             sh("ip", "link", "set", vr, "netns", ns["r"])
             sh("ip", "-n", ns[host], "addr", "add", host_ip + "/24", "dev", va)
