@@ -269,6 +269,38 @@ def test_handshake_failures(gateway, req, status):
     assert sum(v for k, v in gateway.metrics().items() if k.startswith("wsgw_handshake_failures_total")) >= 1
 
 
+def handshake_failures(gw):
+    return {k.split('"')[1]: v for k, v in gw.metrics().items()
+            if k.startswith("wsgw_handshake_failures_total")}
+
+
+def test_handshake_failures_counted_by_reason(gateway):
+    cases = [(upgrade_request(version="8"), 426, "bad_version"),
+             (upgrade_request(key="short"), 400, "bad_request"),
+             (upgrade_request(path="/nope"), 404, "not_found"),
+             (upgrade_request(extra="Origin: http://evil.example\r\n"), 403, "origin"),
+             (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431, "too_large")]
+    for req, status, reason in cases:
+        before = handshake_failures(gateway)
+        assert raw_request(gateway.port, req).startswith(b"HTTP/1.1 %d " % status)
+        after = handshake_failures(gateway)
+        assert after[reason] == before[reason] + 1, (reason, before, after)
+        assert sum(after.values()) == sum(before.values()) + 1, "one reason per refusal"
+
+
+def test_max_connections_answers_503(gateway_factory):
+    gw = gateway_factory("--max-connections", "2", "--max-pending-handshakes", "2")
+    held = [RawWS(gw.port), RawWS(gw.port)]
+    resp = raw_request(gw.port, upgrade_request())
+    assert resp.startswith(b"HTTP/1.1 503 ") and b"connection limit" in resp, resp[:200]
+    held.pop().close()
+    time.sleep(0.2)
+    assert handshake_failures(gw)["capacity"] == 1
+    held.append(RawWS(gw.port))                  # the freed slot is taken again
+    for h in held:
+        h.close()
+
+
 def test_handshake_accept_key_and_same_origin(gateway):
     resp = raw_request(gateway.port, upgrade_request(extra="Origin: http://127.0.0.1\r\n"), read_until_close=False)
     assert resp.startswith(b"HTTP/1.1 101 ")
