@@ -12,7 +12,7 @@ import time
 import pytest
 import websockets
 
-from conftest import BIN, recv_json, run, track
+from conftest import BIN, no_message, recv_json, run, track
 from test_cluster import wait_backplane_up
 
 
@@ -68,6 +68,150 @@ def test_two_workers_share_the_port_and_the_rooms(gateway_factory, redis_server)
     nodes = {json.loads(l)["node"] for l in out.splitlines() if l.startswith('{"op":"connect"')}
     assert len(nodes) == 2, "16 connections should land on both workers: %r" % nodes
     assert worker_pids(gw.proc.pid) == pids
+
+
+class NodeOf:
+    """Which worker holds a connection, from the connect events on
+    wsgw:lifecycle (SO_REUSEPORT picks the worker; clients cannot)."""
+
+    def __init__(self, redis_server):
+        import redis as redis_py
+        self.r = redis_py.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=5)
+        self.ps = self.r.pubsub(ignore_subscribe_messages=True)
+        self.ps.subscribe("wsgw:lifecycle", "wsgw:events")
+        self.nodes, self.events = {}, []
+
+    def poll(self, want=None, timeout=5):
+        deadline = time.time() + timeout
+        while time.time() < deadline and (want is None or want not in self.nodes):
+            m = self.ps.get_message(timeout=0.1)
+            if not m or m["type"] != "message":
+                if want is None:
+                    break
+                continue
+            ev = json.loads(m["data"])
+            if ev.get("op") == "connect":
+                self.nodes[ev["conn"]] = ev["node"]
+            elif "event" in ev:
+                self.events.append(ev)
+        return self.nodes.get(want)
+
+    def close(self):
+        self.ps.close()
+        self.r.close()
+
+
+def test_every_target_and_backend_op_across_workers(gateway_factory, redis_server):
+    """A master with two workers behaves as two processes: every target,
+    joins and leaves, backend publish and control ops, client events
+    reaching a backend, and order without duplicates, across workers."""
+    gw = gateway_factory("--workers", "2", "--redis-url", redis_server.url,
+                         "--emit-targets", "broadcast,all,room,conn", "--rate-messages", "0")
+    wait_workers(gw.proc.pid, 2)
+    where = NodeOf(redis_server)
+    try:
+        async def on_worker(node, *rooms):
+            """A client on worker `node` (None: the first worker seen)."""
+            for _ in range(64):
+                ws = track(await websockets.connect(gw.url, close_timeout=2))
+                ws.conn_id = (await recv_json(ws))["conn"]
+                ws.node = await asyncio.to_thread(where.poll, ws.conn_id)
+                if node is None or ws.node == node:
+                    for i, room in enumerate(rooms):
+                        await ws.send(json.dumps({"op": "join", "room": room, "id": 900 + i}))
+                        assert await recv_json(ws) == {"op": "ack", "id": 900 + i}
+                    return ws
+                await ws.close()
+            raise AssertionError("64 connections never reached worker %s" % node)
+
+        async def main():
+            a = await on_worker(None, "lobby")
+            b = await on_worker(None, "lobby")
+            while b.node == a.node:
+                await b.close()
+                b = await on_worker(None, "lobby")
+            a2 = await on_worker(a.node)
+            c = await on_worker(b.node)
+            # broadcast, all, room, conn: as between two processes
+            await a.send(json.dumps({"op": "emit", "event": "e", "to": "broadcast", "data": 1, "id": 1}))
+            assert await recv_json(a) == {"op": "ack", "id": 1}
+            for ws in (a2, b, c):
+                assert await recv_json(ws) == {"event": "e", "data": 1, "from": a.conn_id, "to": "broadcast"}
+            await no_message(a)
+            await a.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": 2}))
+            for ws in (a, a2, b, c):
+                assert (await recv_json(ws))["data"] == 2
+            await b.send(json.dumps({"op": "emit", "event": "e", "to": "room:lobby", "data": 3}))
+            for ws in (a, b):
+                assert await recv_json(ws) == {"event": "e", "data": 3, "from": b.conn_id, "to": "room:lobby"}
+            await no_message(a2)
+            await a.send(json.dumps({"op": "emit", "event": "dm", "to": "conn:" + c.conn_id, "data": 4}))
+            assert await recv_json(c) == {"event": "dm", "data": 4, "from": a.conn_id, "to": "conn:" + c.conn_id}
+            await no_message(b)
+            # backend publish to a room with members on both workers, and to everyone
+            redis_server.cli("PUBLISH", "wsgw:room:lobby", '{"event":"news","data":5}')
+            for ws in (a, b):
+                assert await recv_json(ws) == {"event": "news", "data": 5, "to": "room:lobby"}
+            redis_server.cli("PUBLISH", "wsgw:all", '{"event":"news","data":6,"except":"%s"}' % a.conn_id)
+            for ws in (a2, b, c):
+                assert (await recv_json(ws))["data"] == 6
+            await no_message(a)
+            # backend control ops on a connection of the other worker
+            redis_server.cli("PUBLISH", "wsgw:conn:" + c.conn_id, '{"op":"join","room":"vip"}')
+            await asyncio.sleep(0.15)
+            await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:lobby", "data": 7}))
+            redis_server.cli("PUBLISH", "wsgw:room:vip", '{"event":"vip","data":8}')
+            assert await recv_json(c) == {"event": "vip", "data": 8, "to": "room:vip"}
+            redis_server.cli("PUBLISH", "wsgw:conn:" + c.conn_id, '{"op":"leave","room":"vip"}')
+            await asyncio.sleep(0.15)
+            redis_server.cli("PUBLISH", "wsgw:room:vip", '{"event":"vip","data":9}')
+            await no_message(c)
+            # leave: b's worker stops getting lobby messages for it
+            await b.send(json.dumps({"op": "leave", "room": "lobby", "id": 10}))
+            got = [await recv_json(b), await recv_json(b)]          # data 7, then the ack
+            assert {"op": "ack", "id": 10} in got
+            # a client event (no "to") reaches the backend subscriber
+            await c.send(json.dumps({"op": "emit", "event": "hello", "data": {"x": 1}, "id": 11}))
+            assert await recv_json(c) == {"op": "ack", "id": 11}
+            # order and no duplicates across workers
+            N = 3000
+            for ws in (c, a2):                    # a client emits only to rooms it joined
+                await ws.send(json.dumps({"op": "join", "room": "seq", "id": 12}))
+                assert await recv_json(ws) == {"op": "ack", "id": 12}
+            async def send_all():
+                for i in range(N):
+                    await a2.send('{"op":"emit","event":"n","to":"room:seq","data":%d}' % i)
+            async def drain_sender():               # a2 is in the room too
+                for _ in range(N):
+                    await recv_json(a2, timeout=10)
+            sending = asyncio.ensure_future(asyncio.gather(send_all(), drain_sender()))
+            got = []
+            try:
+                while len(got) < N:
+                    got.append((await recv_json(c, timeout=10))["data"])
+            except asyncio.TimeoutError:
+                pass
+            await sending
+            assert got == list(range(N)), (len(got), got[:5], got[-5:])
+            await no_message(c, 0.5)
+            for ws in (a, a2):                 # lobby traffic they got meanwhile
+                while True:
+                    try:
+                        await recv_json(ws, timeout=0.2)
+                    except asyncio.TimeoutError:
+                        break
+            redis_server.cli("PUBLISH", "wsgw:conn:" + c.conn_id, '{"op":"disconnect","code":4000,"reason":"bye"}')
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(c.recv(), 3)
+            assert c.close_code == 4000 and c.close_reason == "bye"
+            return c.conn_id
+        c_id = run(main(), timeout=90)
+        where.poll(timeout=1)
+        assert any(ev["event"] == "hello" and ev["from"] == c_id and ev["data"] == {"x": 1}
+                   for ev in where.events), where.events
+    finally:
+        where.close()
 
 
 def test_killed_worker_is_restarted_others_unaffected(gateway_factory, redis_server):
