@@ -67,7 +67,10 @@ enum {
 
 /* Callbacks.  `ud` is the pointer given at registration.
  * on_event receives the event's data as raw JSON text (valid JSON, not
- * NUL-terminated), exactly the bytes the client sent. */
+ * NUL-terminated), exactly the bytes the client sent.  Binary data from the
+ * JS client is in it as {"$bin":"<standard base64>"} at any depth, and the
+ * emit functions below send bytes to it the same way (docs/protocol.md,
+ * "Binary data"); the gateway neither decodes nor checks the base64. */
 typedef void (*wsgw_connection_cb)(wsgw_conn_t *c, void *ud);
 typedef void (*wsgw_event_cb)(wsgw_conn_t *c, const char *event, const char *data,
                               size_t len, void *ud);

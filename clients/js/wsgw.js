@@ -12,6 +12,10 @@
  * Reconnects by itself with exponential backoff and jitter, rejoins its
  * rooms after a reconnect, and queues a bounded number of emits while
  * disconnected (the oldest is rejected when the queue is full).
+ *
+ * Binary data: a Uint8Array, ArrayBuffer (or any typed array, DataView,
+ * Node Buffer) anywhere inside `data` is sent as {"$bin":"<base64>"} and
+ * handed to handlers as a Uint8Array (docs/protocol.md "Binary data").
  */
 (function (root, factory) {
   "use strict";
@@ -35,6 +39,8 @@
     connectTimeoutMs: 10000,    // from new WebSocket() to the welcome; 0 = none
     ackTimeoutMs: 10000,        // from sending an envelope to its ack; 0 = none
     maxQueue: 256,              // emits kept while disconnected
+    maxMessageSize: 65536,      // bytes per envelope, as the gateway's max_message_size;
+                                // larger emits reject with too_large.  0 = no check
     binary: "decode",           // binary frames: "decode" (UTF-8 JSON, as with the
                                 // gateway's binary_messages) or "ignore"
     autoConnect: true,          // false: wait for connect()
@@ -75,6 +81,103 @@
     if (/^wss?:\/\//i.test(s)) return s;
     if (/^https?:\/\//i.test(s)) return s.replace(/^http/i, "ws");
     throw new Error("wsgw: not a ws://, wss://, http:// or https:// URL: " + s);
+  }
+
+  // ---- binary data ------------------------------------------------------------
+  // JSON has no bytes, so bytes travel as {"$bin":"<base64>"}: the gateway,
+  // Redis backends and the C API see plain JSON and pass it on byte for
+  // byte, and a message is still compressed once for all its receivers.
+
+  const objectTag = Object.prototype.toString;
+  const hasOwn = Object.prototype.hasOwnProperty;
+  const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+  /** The bytes of an ArrayBuffer or a view on one (typed array, DataView,
+   * Buffer), or null.  The tag test also works across realms (iframes). */
+  function bytesOf(v) {
+    if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    const tag = objectTag.call(v);
+    if (tag === "[object ArrayBuffer]" || tag === "[object SharedArrayBuffer]") return new Uint8Array(v);
+    return null;
+  }
+
+  /** An object whose only own key is "$bin": binary data on the wire. */
+  function isBinWrapper(v) {
+    if (v === null || typeof v !== "object" || Array.isArray(v) || !hasOwn.call(v, "$bin")) return false;
+    for (const k in v) if (k !== "$bin" && hasOwn.call(v, k)) return false;
+    return true;
+  }
+
+  function base64Encode(bytes) {
+    // String.fromCharCode takes its arguments on the stack: in slices.
+    let bin = "";
+    for (let i = 0; i < bytes.length; i += 0x8000)
+      bin += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(bin);
+  }
+
+  /** Strict: the standard alphabet, padded, no whitespace; else null. */
+  function base64Decode(s) {
+    if (typeof s !== "string" || s.length % 4 !== 0 || !BASE64.test(s)) return null;
+    let bin;
+    try { bin = atob(s); } catch (e) { return null; }
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  /** JSON.stringify replacer: bytes become {"$bin":..}.  `this[key]` is the
+   * value before toJSON (a Buffer's toJSON would give {type, data}). */
+  function binaryReplacer(key, value) {
+    const orig = this[key];
+    if (orig !== null && typeof orig === "object") {
+      const bytes = bytesOf(orig);
+      if (bytes) return { $bin: base64Encode(bytes) };
+      if (typeof Blob !== "undefined" && orig instanceof Blob)
+        throw new TypeError("a Blob is read asynchronously: send await blob.arrayBuffer()");
+      if (isBinWrapper(value))
+        throw new TypeError('an object whose only key is "$bin" is how binary data is sent: rename the key');
+    }
+    return value;
+  }
+
+  /** Replaces every {"$bin":"<base64>"} inside holder[key] by a
+   * Uint8Array, without recursion (a backend may nest deep).  A wrapper
+   * that is not strict base64 stays as it is; returns how many did. */
+  function reviveBinary(holder, key) {
+    let bad = 0;
+    const stack = [holder, key];
+    while (stack.length) {
+      const k = stack.pop(), h = stack.pop();
+      const v = h[k];
+      if (v === null || typeof v !== "object") continue;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (v[i] !== null && typeof v[i] === "object") stack.push(v, i);
+      } else if (isBinWrapper(v)) {
+        const bytes = base64Decode(v.$bin);
+        if (bytes) h[k] = bytes;
+        else bad++;
+      } else {
+        for (const kk of Object.keys(v)) if (v[kk] !== null && typeof v[kk] === "object") stack.push(v, kk);
+      }
+    }
+    return bad;
+  }
+
+  /** UTF-8 length of s, or some number over `limit` once it is passed. */
+  function utf8Length(s, limit) {
+    if (s.length > limit) return s.length;          // every UTF-16 unit is >= 1 byte
+    if (s.length * 3 <= limit) return s.length;     // ... and <= 3 bytes (a pair: 4 for 2)
+    let n = 0;
+    for (let i = 0; i < s.length && n <= limit; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) n += 1;
+      else if (c < 0x800) n += 2;
+      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length &&
+               (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) { n += 4; i++; }
+      else n += 3;
+    }
+    return n;
   }
 
   class Wsgw {
@@ -293,6 +396,13 @@
         this._emitError(new WsgwError("bad_message", "a frame that is not a JSON object was ignored"));
         return;
       }
+      // Keys count after unescaping ("\u0024bin" is "$bin"); the text test
+      // only spares the walk to messages that cannot hold a wrapper.
+      if (msg.data !== null && typeof msg.data === "object" && (raw.includes('"$bin"') || raw.includes("\\u"))) {
+        const bad = reviveBinary(msg, "data");
+        if (bad) this._emitError(new WsgwError("bad_binary", "event " + JSON.stringify(msg.event) + ": " + bad +
+          ' {"$bin":..} value(s) not strict base64, handed over as plain objects', { event: msg.event }));
+      }
       this._fire("message", [msg]);
       if (msg.op === "welcome") {
         if (typeof msg.conn === "string" && this.state !== "open") this._welcome(msg.conn);
@@ -358,9 +468,14 @@
       return quiet((resolve, reject) => {
         if (this.state === "closed") return reject(new WsgwError("closed", "client closed"));
         let text;
-        try { text = JSON.stringify(env); } catch (e) {
+        try { text = JSON.stringify(env, binaryReplacer); } catch (e) {
           return reject(new WsgwError("bad_data", "data cannot be sent as JSON: " + e.message));
         }
+        // Early, so that an oversized emit is not queued: the id adds at least 7 bytes.
+        const max = this.opts.maxMessageSize;
+        if (max > 0 && utf8Length(text, max) + 7 > max)
+          return reject(new WsgwError("too_large", "the envelope is over maxMessageSize (" + max +
+            " bytes); binary data counts 4/3 of its size (base64)"));
         const ack = { resolve, reject };
         if (this.state === "open") return this._write(text, ack);
         if (env.op !== "emit") return reject(new WsgwError("internal", "only emits are queued"));
@@ -377,6 +492,13 @@
     _write(text, ack) {
       const id = this._nextId++;
       const ws = this.ws;
+      const frame = text.slice(0, -1) + ',"id":' + id + "}";
+      const max = this.opts.maxMessageSize;
+      // The gateway would close the connection (1009), failing every
+      // pending ack with it: refuse this one envelope instead.
+      if (max > 0 && utf8Length(frame, max) > max)
+        return ack.reject(new WsgwError("too_large", "the envelope is over maxMessageSize (" + max +
+          " bytes); binary data counts 4/3 of its size (base64)", { id }));
       if (this.opts.ackTimeoutMs > 0) {
         ack.timer = setTimeout(() => {
           if (this._pending.get(id) !== ack) return;
@@ -386,7 +508,7 @@
       }
       this._pending.set(id, ack);
       try {
-        ws.send(text.slice(0, -1) + ',"id":' + id + "}");
+        ws.send(frame);
       } catch (err) {
         this._pending.delete(id);
         clearTimeout(ack.timer);
