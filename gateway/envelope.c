@@ -524,15 +524,22 @@ size_t envelope_error_write(json_span_t id, envelope_code_t code, const char *me
     return (size_t)(p - dst);
 }
 
-size_t envelope_welcome_size(json_span_t conn)
+size_t envelope_welcome_size(json_span_t conn, uint64_t max_message_size)
 {
-    return LIT_LEN("{\"op\":\"welcome\",\"conn\":\"") + esc_size(conn) + LIT_LEN("\"}");
+    char digits[24];
+    return LIT_LEN("{\"op\":\"welcome\",\"conn\":\"") + esc_size(conn) +
+           LIT_LEN("\",\"max_message_size\":") +
+           (size_t)snprintf(digits, sizeof digits, "%llu", (unsigned long long)max_message_size) + LIT_LEN("}");
 }
 
-size_t envelope_welcome_write(json_span_t conn, uint8_t *dst)
+size_t envelope_welcome_write(json_span_t conn, uint64_t max_message_size, uint8_t *dst)
 {
     uint8_t *p = put(dst, "{\"op\":\"welcome\",\"conn\":\"");
     p = put_esc(p, conn);
-    p = put(p, "\"}");
+    p = put(p, "\",\"max_message_size\":");
+    char digits[24];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)max_message_size);
+    memcpy(p, digits, (size_t)n);
+    p = put(p + n, "}");
     return (size_t)(p - dst);
 }

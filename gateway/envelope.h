@@ -163,9 +163,11 @@ size_t envelope_error_size(json_span_t id, envelope_code_t code, const char *mes
 size_t envelope_error_write(json_span_t id, envelope_code_t code, const char *message,
                             uint8_t *dst);
 
-/* {"op":"welcome","conn":"<conn id>"}, sent when a connection opens. */
-size_t envelope_welcome_size(json_span_t conn);
-size_t envelope_welcome_write(json_span_t conn, uint8_t *dst);
+/* {"op":"welcome","conn":"<conn id>","max_message_size":N}, sent when a
+ * connection opens: N tells clients the largest message (bytes, after
+ * decompression) the gateway takes, so they can refuse larger ones. */
+size_t envelope_welcome_size(json_span_t conn, uint64_t max_message_size);
+size_t envelope_welcome_write(json_span_t conn, uint64_t max_message_size, uint8_t *dst);
 
 /* A JSON string literal for s (UTF-8): its size with the quotes and
  * escapes, and a writer that returns the end of what it wrote. */

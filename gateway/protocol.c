@@ -22,8 +22,9 @@ void protocol_welcome(wsgw_conn_t *c)
 {
     json_span_t id = { (const uint8_t *)c->id, c->id_len };
     uint8_t *p;
-    wsgw_block_t *b = emit_reply_block(c->srv, envelope_welcome_size(id), &p);
-    envelope_welcome_write(id, p);
+    uint64_t max = c->srv->cfg->max_message_size;
+    wsgw_block_t *b = emit_reply_block(c->srv, envelope_welcome_size(id, max), &p);
+    envelope_welcome_write(id, max, p);
     emit_reply(c, b);
 }
 

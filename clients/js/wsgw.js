@@ -39,8 +39,9 @@
     connectTimeoutMs: 10000,    // from new WebSocket() to the welcome; 0 = none
     ackTimeoutMs: 10000,        // from sending an envelope to its ack; 0 = none
     maxQueue: 256,              // emits kept while disconnected
-    maxMessageSize: 65536,      // bytes per envelope, as the gateway's max_message_size;
-                                // larger emits reject with too_large.  0 = no check
+    maxMessageSize: undefined,  // bytes per envelope; larger emits reject with too_large.
+                                // undefined: the gateway's max_message_size, from its
+                                // welcome (65536 before the first one).  0 = no check
     binary: "decode",           // binary frames: "decode" (UTF-8 JSON, as with the
                                 // gateway's binary_messages) or "ignore"
     autoConnect: true,          // false: wait for connect()
@@ -196,6 +197,7 @@
       this._pending = new Map();    // envelope id -> {resolve, reject, timer}
       this._queue = [];             // [{text, ack}] emits waiting for a connection
       this._nextId = 1;
+      this._gatewayMax = 0;         // max_message_size from the last welcome
       this._attempt = 0;            // failed attempts since the last welcome
       this._timer = null;           // reconnect delay
       this._connectTimer = null;    // connectTimeoutMs
@@ -405,6 +407,8 @@
       }
       this._fire("message", [msg]);
       if (msg.op === "welcome") {
+        if (Number.isSafeInteger(msg.max_message_size) && msg.max_message_size > 0)
+          this._gatewayMax = msg.max_message_size;
         if (typeof msg.conn === "string" && this.state !== "open") this._welcome(msg.conn);
         return;
       }
@@ -414,6 +418,13 @@
         if (list) for (const fn of list.slice()) this._call(fn, [msg.data, msg]);
       }
       // Anything else is a later protocol's business: onMessage saw it.
+    }
+
+    /** The envelope size limit: the option when set, else the gateway's. */
+    _maxMessageSize() {
+      const opt = this.opts.maxMessageSize;
+      if (opt !== undefined && opt !== null) return opt;
+      return this._gatewayMax || 65536;
     }
 
     _decodeBinary(data) {
@@ -472,9 +483,9 @@
           return reject(new WsgwError("bad_data", "data cannot be sent as JSON: " + e.message));
         }
         // Early, so that an oversized emit is not queued: the id adds at least 7 bytes.
-        const max = this.opts.maxMessageSize;
+        const max = this._maxMessageSize();
         if (max > 0 && utf8Length(text, max) + 7 > max)
-          return reject(new WsgwError("too_large", "the envelope is over maxMessageSize (" + max +
+          return reject(new WsgwError("too_large", "the envelope is over the message size limit (" + max +
             " bytes); binary data counts 4/3 of its size (base64)"));
         const ack = { resolve, reject };
         if (this.state === "open") return this._write(text, ack);
@@ -493,11 +504,11 @@
       const id = this._nextId++;
       const ws = this.ws;
       const frame = text.slice(0, -1) + ',"id":' + id + "}";
-      const max = this.opts.maxMessageSize;
+      const max = this._maxMessageSize();
       // The gateway would close the connection (1009), failing every
       // pending ack with it: refuse this one envelope instead.
       if (max > 0 && utf8Length(frame, max) > max)
-        return ack.reject(new WsgwError("too_large", "the envelope is over maxMessageSize (" + max +
+        return ack.reject(new WsgwError("too_large", "the envelope is over the message size limit (" + max +
           " bytes); binary data counts 4/3 of its size (base64)", { id }));
       if (this.opts.ackTimeoutMs > 0) {
         ack.timer = setTimeout(() => {

@@ -204,6 +204,28 @@ describe("binary data, one gateway", () => {
     assert.deepEqual(a.errors, []);
   });
 
+  test("the client takes its size limit from the gateway's welcome", async () => {
+    const big = await Gateway.start(["--max-message-size", "128KiB", "--max-queued-bytes", "1MiB"]);
+    try {
+      const a = await openClient(big.url, { reconnect: false });
+      const b = await openClient(big.url, { reconnect: false });
+      const got = record(b, "big");
+      // 90 000 bytes are 120 000 in base64: over the default 64 KiB, under this gateway's 128 KiB.
+      await within(a.to("all").emit("big", new Uint8Array(90000).fill(7)), 5000, "ack of 120 KB");
+      await waitFor(() => got.length === 1, { what: "120 KB delivery" });
+      assert.equal(got[0][0].length, 90000);
+      const err = await rejection(a.to("all").emit("big", new Uint8Array(100000)));   // 133 KB
+      assert.equal(err.code, "too_large");
+      assert.equal(a.state, "open");
+      // An explicit option still wins over the gateway's figure.
+      const c = await openClient(big.url, { reconnect: false, maxMessageSize: 1000 });
+      assert.equal((await rejection(c.to("all").emit("big", new Uint8Array(1000)))).code, "too_large");
+      for (const x of [a, b, c]) x.close();
+    } finally {
+      await big.stop();
+    }
+  });
+
   test("an Iris client gets binary data as type 4 JSON, as written", async () => {
     const iris = await rawSocket(gw.url.replace(/\/ws$/, "/iris"));
     const a = await openClient(gw.url);

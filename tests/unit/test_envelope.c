@@ -807,10 +807,12 @@ static void test_encode_ack_error_welcome(void)
            envelope_error_write(S(NULL), ENVELOPE_E_INTERNAL, "", dst));
     CHECK_STR(g_out, "{\"op\":\"error\",\"code\":\"internal\",\"message\":\"\"}");
 
-    ENCODE(envelope_welcome_size(S("c-42")), envelope_welcome_write(S("c-42"), dst));
-    CHECK_STR(g_out, "{\"op\":\"welcome\",\"conn\":\"c-42\"}");
-    ENCODE(envelope_welcome_size(S("a\"\x02")), envelope_welcome_write(S("a\"\x02"), dst));
-    CHECK_STR(g_out, "{\"op\":\"welcome\",\"conn\":\"a\\\"\\u0002\"}");
+    ENCODE(envelope_welcome_size(S("c-42"), 65536), envelope_welcome_write(S("c-42"), 65536, dst));
+    CHECK_STR(g_out, "{\"op\":\"welcome\",\"conn\":\"c-42\",\"max_message_size\":65536}");
+    ENCODE(envelope_welcome_size(S("a\"\x02"), 0), envelope_welcome_write(S("a\"\x02"), 0, dst));
+    CHECK_STR(g_out, "{\"op\":\"welcome\",\"conn\":\"a\\\"\\u0002\",\"max_message_size\":0}");
+    ENCODE(envelope_welcome_size(S("x"), UINT64_MAX), envelope_welcome_write(S("x"), UINT64_MAX, dst));
+    CHECK_STR(g_out, "{\"op\":\"welcome\",\"conn\":\"x\",\"max_message_size\":18446744073709551615}");
 }
 
 static void test_codes_and_explain(void)
