@@ -40,7 +40,14 @@ FUZZ_REPLAY_CLANG := $(FUZZ_NAMES:%=$(B)/clang/replay/%)
 FUZZ_BIN  := $(FUZZ_NAMES:%=$(B)/fuzz/fuzz_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all run cluster cluster-stop test unit integration test-js fuzz fuzz-build bench-proto bench bench-compare soak deps clean help
+# `make -j test` must not compile before `deps` has installed the headers
+# and libraries: when a goal that runs deps is requested, every rule that
+# compiles waits for it (order-only: deps never makes a file out of date).
+# A plain `make` does not run deps, as before.
+DEPS_GOALS := deps run cluster test test-js fuzz bench bench-compare soak
+WAIT_DEPS := $(if $(filter $(DEPS_GOALS),$(MAKECMDGOALS)),| deps)
+
+.PHONY: all run cluster cluster-stop test unit integration test-js fuzz fuzz-build fuzz-merge bench-proto bench bench-compare soak deps clean help
 all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN) $(B)/bench/loadgen
 
 help:
@@ -57,10 +64,10 @@ help:
 	@echo "make deps       install missing Debian packages and the npm packages of tests/js"
 
 # ---- proto library --------------------------------------------------------
-$(B)/obj/%.o: %.c
+$(B)/obj/%.o: %.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(B)/asan/%.o: %.c
+$(B)/asan/%.o: %.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -c $< -o $@
 
@@ -82,22 +89,22 @@ $(B)/gen/client_js.c: $(CLIENT_JS)
 	   od -An -v -tx1 $< | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	   echo '0x00 };'; \
 	   echo "const size_t wsgw_client_js_len = sizeof wsgw_client_js - 1;"; } > $@
-$(B)/obj/gen/client_js.o: $(B)/gen/client_js.c
+$(B)/obj/gen/client_js.o: $(B)/gen/client_js.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(B)/asan/gen/client_js.o: $(B)/gen/client_js.c
+$(B)/asan/gen/client_js.o: $(B)/gen/client_js.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
 
 # ---- binaries ---------------------------------------------------------------
-$(B)/wsgw: gateway/main.c $(LIBS)
+$(B)/wsgw: gateway/main.c $(LIBS) $(WAIT_DEPS)
 	$(CC) $(CFLAGS) $< $(LIBS) $(GW_LIBS) -o $@
-$(B)/wsgw-asan: gateway/main.c $(LIBS_ASAN)
+$(B)/wsgw-asan: gateway/main.c $(LIBS_ASAN) $(WAIT_DEPS)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
-$(B)/examples/%: examples/%.c $(LIBS)
+$(B)/examples/%: examples/%.c $(LIBS) $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $< $(LIBS) $(GW_LIBS) -o $@
-$(B)/examples-asan/%: examples/%.c $(LIBS_ASAN)
+$(B)/examples-asan/%: examples/%.c $(LIBS_ASAN) $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
 
@@ -111,37 +118,34 @@ cluster-stop:
 	deploy/local-cluster stop $(CLUSTER_FLAGS)
 
 # ---- unit tests -----------------------------------------------------------
-$(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS)
+$(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS) $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit $< $(LIBS) $(GW_LIBS) -o $@
-$(B)/asan/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS_ASAN)
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS_ASAN) $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -Itests/unit $< $(LIBS_ASAN) $(GW_LIBS) -o $@
 
 # ---- fuzz targets: replay (gcc + sanitizers) and libFuzzer (clang) ---------
-$(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIBS_ASAN)
+$(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIBS_ASAN) $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< tests/fuzz/replay.c $(LIBS_ASAN) $(GW_LIBS) -o $@
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway -Ibackplane \
 	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(GW_LIBS) -o $@
 
-$(B)/clang/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c
+$(B)/clang/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway -Ibackplane \
 	  -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
 	  $< tests/fuzz/replay.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(GW_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BIN)
+# Every target runs for FUZZ_SECONDS whatever the others found; the run
+# fails, naming each crashing target and the input it saved under
+# $(B)/fuzz/artifacts-NAME/, when any of them did (tests/fuzz/run-fuzz.sh).
 fuzz: deps $(FUZZ_BIN)
-	@set -e; for n in $(FUZZ_NAMES); do \
-	  mkdir -p $(B)/fuzz/corpus-$$n; \
-	  echo "== fuzz $$n for $(FUZZ_SECONDS)s"; \
-	  $(B)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-	    -print_final_stats=1 $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>&1 | tail -n 12; \
-	  echo "   new corpus entries: $(B)/fuzz/corpus-$$n (merge with: make fuzz-merge)"; \
-	done
+	@tests/fuzz/run-fuzz.sh --seconds $(FUZZ_SECONDS) --out $(B)/fuzz $(FUZZ_BIN)
 fuzz-merge: $(FUZZ_BIN)
 	@for n in $(FUZZ_NAMES); do \
 	  $(B)/fuzz/fuzz_$$n -merge=1 tests/fuzz/corpus/$$n $(B)/fuzz/corpus-$$n 2>&1 | tail -n 1; done
@@ -169,14 +173,16 @@ test-js: deps $(INTEGRATION_BINS)
 	node --test $(NODE_TEST_FLAGS) $(NODE_TESTS)
 
 # ---- benchmarks -------------------------------------------------------------
-$(B)/bench/bench_proto: tests/bench/bench_proto.c $(B)/libwsproto.a
+# Linked against the same libwsproto.a (-O2, no -march) that build/wsgw is
+# built from, so the figures describe the code users run.
+$(B)/bench/bench_proto: tests/bench/bench_proto.c $(B)/libwsproto.a $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CSTD) $(WARN) -O3 -march=native -g -Iproto $< $(PROTO_SRC) $(PROTO_LIBS) -o $@
+	$(CC) $(CFLAGS) $< $(B)/libwsproto.a $(PROTO_LIBS) -o $@
 bench-proto: $(B)/bench/bench_proto
 	$(B)/bench/bench_proto
 # The raw-write ceiling bench-compare measures wsgw against: one epoll
 # loop writing pre-framed bytes, no JSON, no rooms (tests/bench/peers/).
-$(B)/bench/ceiling: tests/bench/peers/ceiling.c
+$(B)/bench/ceiling: tests/bench/peers/ceiling.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O2 -g $< -lssl -lcrypto -o $@
 
@@ -185,7 +191,7 @@ $(B)/bench/ceiling: tests/bench/peers/ceiling.c
 # TLS (wss://) is OpenSSL, permessage-deflate is proto/'s inflater over zlib:
 # both in PROTO_LIBS.
 LOADGEN_SRC := $(wildcard tests/bench/loadgen.c tests/bench/lg_*.c)
-$(B)/bench/loadgen: $(LOADGEN_SRC) $(wildcard tests/bench/lg_*.h) $(B)/libwsproto.a
+$(B)/bench/loadgen: $(LOADGEN_SRC) $(wildcard tests/bench/lg_*.h) $(B)/libwsproto.a $(WAIT_DEPS)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(WARN) -O2 -g -Iproto $(LOADGEN_SRC) $(B)/libwsproto.a $(PROTO_LIBS) -o $@
 # Starts build/wsgw, runs every scenario against it, prints a table
@@ -224,10 +230,17 @@ CMD_PKGS := nodejs:node npm:npm
 # installed again when node_modules is missing or the lock file changed.
 # playwright-core drives Debian's /usr/bin/chromium: it never downloads a browser.
 JS_STAMP := tests/js/node_modules/.installed
+# A package counts as installed only in dpkg's "installed" state: `dpkg -s`
+# also succeeds for one removed but not purged ("deinstall ok config-files"),
+# whose headers and libraries are gone.  One dpkg-query for all of them
+# keeps this fast when everything is there.
+DEPS_QUERY = dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PKGS) $(foreach pc,$(CMD_PKGS),$(firstword $(subst :, ,$(pc)))) 2>/dev/null | \
+	  awk '$$3 == "ok" && $$4 == "installed" && ($$2 == "install" || $$2 == "hold") { print $$1 }'
 deps:
-	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done; \
+	@ok=$$($(DEPS_QUERY)); has() { printf '%s\n' "$$ok" | grep -qxF "$$1"; }; \
+	missing=$$(for p in $(DEB_PKGS); do has $$p || echo $$p; done; \
 	  for pc in $(CMD_PKGS); do p=$${pc%%:*}; c=$${pc#*:}; \
-	    dpkg -s $$p >/dev/null 2>&1 || command -v $$c >/dev/null 2>&1 || echo $$p; done); \
+	    has $$p || command -v $$c >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

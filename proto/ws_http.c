@@ -45,7 +45,7 @@ static int is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
  * code that may treat it as a terminator. */
 static int is_field_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
-/* origin-form targets are visible ASCII: no controls, spaces or raw 8-bit
+/* request targets are visible ASCII: no controls, spaces or raw 8-bit
  * bytes (RFC 3986 wants those percent-encoded). */
 static int is_target_char(unsigned char c) { return c > 0x20 && c < 0x7f; }
 
@@ -95,17 +95,94 @@ static size_t line_content_len(const char *line, size_t n)
     return (n > 0 && line[n - 1] == '\r') ? n - 1 : n;
 }
 
-static void split_target(ws_http_request_t *req)
+/* path[?query] in t[0..n), which starts with '/'. */
+static void split_path_query(ws_http_request_t *req, const char *t, size_t n)
 {
-    const char *q = memchr(req->target, '?', req->target_len);
-    req->path = req->target;
-    req->path_len = q ? (size_t)(q - req->target) : req->target_len;
+    const char *q = memchr(t, '?', n);
+    req->path = t;
+    req->path_len = q ? (size_t)(q - t) : n;
     req->query = q ? q + 1 : NULL;
-    req->query_len = q ? req->target_len - req->path_len - 1 : 0;
+    req->query_len = q ? n - req->path_len - 1 : 0;
 }
 
-/* method SP origin-form SP "HTTP/1." ("0" | "1"), nothing else: one space
- * each, as RFC 9112 §3 requires of a sender. */
+/* The characters RFC 3986 §3.2.2-3.2.3 allow in host and port (reg-name,
+ * IP-literal, pct-encoded), less '@': userinfo is refused (RFC 9110 §4.2.4:
+ * "treat its presence as an error"), since it only serves to disguise the
+ * host a URI names. */
+static int is_authority_char(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != 0 && strchr("-._~%!$&'()*+,;=:[]", c) != NULL;
+}
+
+/* Length of an "http://" or "https://" prefix of t[0..n) (scheme names are
+ * case-insensitive, RFC 3986 §3.1), or 0.  ws:// and wss:// are refused:
+ * RFC 6455 §4.1 has a client send the resource name in origin-form, and
+ * §3 maps ws/wss onto http/https for the HTTP exchange, so no conforming
+ * client or proxy puts them in a request line; accepting them would only
+ * widen what a front proxy and wsgw might read differently. */
+static size_t http_scheme_len(const char *t, size_t n)
+{
+    if (n >= 7 && bytes_eq(t, "http://", 7, 1)) return 7;
+    if (n >= 8 && bytes_eq(t, "https://", 8, 1)) return 8;
+    return 0;
+}
+
+/* origin-form "/path[?query]", or absolute-form "http(s)://authority
+ * [/path][?query]" (RFC 9112 §3.2.1-3.2.2), which a server MUST accept: it
+ * is reduced to the same path and query, and the authority is kept apart.
+ * An empty path means "/" (RFC 9110 §4.2.3).  '*' (asterisk-form, OPTIONS
+ * only) and authority-form (CONNECT only) have no use here. */
+static int parse_target(const char *t, size_t n, ws_http_request_t *req)
+{
+    req->target = t;
+    req->target_len = n;
+    req->authority = NULL;
+    req->authority_len = 0;
+    if (t[0] == '/') {
+        split_path_query(req, t, n);
+        return WS_OK;
+    }
+    size_t a = http_scheme_len(t, n), e = a;
+    if (a == 0) return WS_E_HTTP_TARGET;
+    while (e < n && t[e] != '/' && t[e] != '?') {
+        if (!is_authority_char((unsigned char)t[e])) return WS_E_HTTP_TARGET;
+        e++;
+    }
+    /* RFC 9110 §4.2.1: an http URI with an empty host MUST be rejected. */
+    if (e == a || t[a] == ':') return WS_E_HTTP_TARGET;
+    req->authority = t + a;
+    req->authority_len = e - a;
+    if (e < n && t[e] == '/') {
+        split_path_query(req, t + e, n - e);
+    } else {
+        req->path = "/";
+        req->path_len = 1;
+        req->query = e < n ? t + e + 1 : NULL;
+        req->query_len = e < n ? n - e - 1 : 0;
+    }
+    return WS_OK;
+}
+
+/* HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3), case-sensitive.
+ * Any 1.x from 1.1 up is served as 1.1: RFC 9110 §2.5 has a recipient
+ * treat a later minor version as the highest it speaks.  Other major
+ * versions are refused with 505 (HTTP/2 never opens with a request line:
+ * its preface "PRI * HTTP/2.0" lands here too). */
+static int parse_version(const char *v, ws_http_request_t *req)
+{
+    if (memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
+        v[7] < '0' || v[7] > '9')
+        return WS_E_HTTP_SYNTAX;
+    if (v[5] != '1') return WS_E_HTTP_VERSION_UNSUPPORTED;
+    req->minor_version = v[7] == '0' ? 0 : 1;
+    return WS_OK;
+}
+
+/* method SP request-target SP HTTP-version, nothing else: one space each,
+ * as RFC 9112 §3 requires of a sender.  The version is checked before the
+ * target, so that an HTTP/2 preface is answered with what is wrong. */
 static int parse_request_line(const char *s, size_t n, ws_http_request_t *req)
 {
     size_t i = 0;
@@ -116,15 +193,9 @@ static int parse_request_line(const char *s, size_t n, ws_http_request_t *req)
 
     size_t t = ++i;
     while (i < n && is_target_char((unsigned char)s[i])) i++;
-    if (i == t || s[t] != '/') return WS_E_HTTP_SYNTAX;  /* absolute-form, '*', empty */
-    if (n - i != 9 || s[i] != ' ' || memcmp(s + i + 1, "HTTP/1.", 7) != 0)
-        return WS_E_HTTP_SYNTAX;
-    if (s[n - 1] != '0' && s[n - 1] != '1') return WS_E_HTTP_SYNTAX;
-    req->target = s + t;
-    req->target_len = i - t;
-    req->minor_version = s[n - 1] - '0';
-    split_target(req);
-    return WS_OK;
+    if (i == t || n - i != 9 || s[i] != ' ') return WS_E_HTTP_SYNTAX;
+    int rc = parse_version(s + i + 1, req);
+    return rc != WS_OK ? rc : parse_target(s + t, i - t, req);
 }
 
 /* field-name ":" OWS field-value OWS.  The name must end at the colon:
@@ -323,6 +394,22 @@ static int value_is(const ws_http_header_t *h, const char *s)
     return h->value_len == n && memcmp(h->value, s, n) == 0;
 }
 
+/* RFC 6455 §4.1: version = DIGIT | (NZDIGIT DIGIT) | ("1" DIGIT DIGIT) |
+ * ("2" DIGIT DIGIT), 0-255 without leading zeros, and §11.3.5: sent once
+ * in a request.  Only such a value can be "a version we do not speak" (426
+ * and our list); anything else is a malformed handshake (400). */
+static int ws_version_ok(const ws_http_header_t *h)
+{
+    size_t n = h->value_len;
+    if (n == 0 || n > 3 || (n > 1 && h->value[0] == '0')) return 0;
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (h->value[i] < '0' || h->value[i] > '9') return 0;
+        v = v * 10 + (h->value[i] - '0');
+    }
+    return v <= 255;
+}
+
 /* A GET may not carry a body that we would then read as WebSocket frames:
  * any Transfer-Encoding, or a Content-Length other than 0. */
 static int has_body(const ws_http_request_t *req)
@@ -348,7 +435,8 @@ static int check_ws_headers(const ws_http_request_t *req, const ws_http_header_t
     *key = ws_http_find_header(req, "Sec-WebSocket-Key", &n);
     if (n != 1 || !key_is_valid((*key)->value, (*key)->value_len)) return WS_E_HTTP_BAD_KEY;
     const ws_http_header_t *ver = ws_http_find_header(req, "Sec-WebSocket-Version", &n);
-    if (n != 1 || !value_is(ver, "13")) return WS_E_HTTP_BAD_WS_VERSION;
+    if (n != 1 || !ws_version_ok(ver)) return WS_E_HTTP_WS_VERSION_SYNTAX;
+    if (!value_is(ver, "13")) return WS_E_HTTP_BAD_WS_VERSION;
     return has_body(req) ? WS_E_HTTP_BODY : WS_OK;
 }
 
@@ -363,8 +451,11 @@ int ws_handshake_validate(const ws_http_request_t *req, ws_handshake_t *hs)
     const ws_http_header_t *origin = ws_http_find_header(req, "Origin", NULL);
     hs->key = key->value;
     hs->key_len = key->value_len;
-    hs->host = host->value;
-    hs->host_len = host->value_len;
+    /* RFC 9112 §3.2.2: with an absolute-form target the server MUST ignore
+     * Host and use the target's authority.  Host was still required above
+     * (§3.2: 400 when an HTTP/1.1 request lacks it or repeats it). */
+    hs->host = req->authority ? req->authority : host->value;
+    hs->host_len = req->authority ? req->authority_len : host->value_len;
     hs->origin = origin ? origin->value : NULL;
     hs->origin_len = origin ? origin->value_len : 0;
     return WS_OK;

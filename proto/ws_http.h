@@ -10,7 +10,9 @@
  * max_header_bytes.
  *
  * Every pointer this module returns (method, target, header names and
- * values) points into the caller's buffer: valid while that buffer is.
+ * values) points into the caller's buffer: valid while that buffer is.  The
+ * one exception is the path of an absolute-form target with an empty path
+ * ("http://host" or "http://host?q"): it is the static string "/".
  * Nothing is allocated.
  */
 #ifndef WS_HTTP_H
@@ -36,10 +38,14 @@ typedef struct ws_http_header {
 
 typedef struct ws_http_request {
     const char *method;  size_t method_len;
-    const char *target;  size_t target_len;  /* origin-form: path[?query] */
-    const char *path;    size_t path_len;    /* target up to '?' */
+    const char *target;  size_t target_len;  /* as sent: /path[?query], or
+                                                http(s)://authority[/path][?query] */
+    const char *authority; size_t authority_len; /* absolute-form's host[:port],
+                                                    NULL for origin-form */
+    const char *path;    size_t path_len;    /* the target's path: route on this */
     const char *query;   size_t query_len;   /* after '?', NULL when none */
-    int minor_version;                       /* 1 for HTTP/1.1, 0 for HTTP/1.0 */
+    int minor_version;                       /* 0 for HTTP/1.0, 1 for HTTP/1.1 and
+                                                any later 1.x (RFC 9110 §2.5) */
     size_t num_headers;
     ws_http_header_t headers[WS_HTTP_MAX_HEADERS_HARD];
 } ws_http_request_t;
@@ -58,11 +64,16 @@ void ws_http_parser_init(ws_http_parser_t *p);
  * is complete and *req is filled; WS_E_WANT_MORE when more bytes are needed;
  * or a negative WS_E_HTTP_* error (map it with ws_err_http_status()):
  * request line over max_request_line, more than max_headers lines, header
- * block over max_header_bytes, malformed request line (method not a token,
- * target not origin-form, version not HTTP/1.x), malformed header line
- * (no colon, name not a token, whitespace before the colon, obsolete line
- * folding, control characters in a value).  Both CRLF and bare LF line ends
- * are accepted (RFC 9112 §2.2). */
+ * block over max_header_bytes (all WS_E_HTTP_LINE_TOO_LONG/_TOO_MANY_HDRS/
+ * _HDRS_TOO_BIG, 431); a malformed request line (method not a token, not
+ * one space between parts, version not "HTTP/" DIGIT "." DIGIT) or header
+ * line (no colon, name not a token, whitespace before the colon, obsolete
+ * line folding, control characters in a value), WS_E_HTTP_SYNTAX (400);
+ * a target that is neither origin-form "/path[?query]" nor absolute-form
+ * "http://" or "https://" authority[/path][?query] (userinfo and an empty
+ * host refused too), WS_E_HTTP_TARGET (400); HTTP major version other than
+ * 1, WS_E_HTTP_VERSION_UNSUPPORTED (505).  HTTP/1.2 and later 1.x parse as
+ * 1.1.  Both CRLF and bare LF line ends are accepted (RFC 9112 §2.2). */
 int ws_http_parse(ws_http_parser_t *p, const char *buf, size_t len,
                   const ws_http_limits_t *lim, ws_http_request_t *req);
 
@@ -83,16 +94,27 @@ int ws_http_is_upgrade(const ws_http_request_t *req);
 /* What a valid opening handshake carries, for the caller's own checks. */
 typedef struct ws_handshake {
     const char *key;     size_t key_len;     /* Sec-WebSocket-Key, as sent */
-    const char *host;    size_t host_len;
+    const char *host;    size_t host_len;    /* the authority of an absolute-form
+                                                target, else the Host header */
     const char *origin;  size_t origin_len;  /* NULL when absent */
 } ws_handshake_t;
 
-/* Validates an upgrade request per RFC 6455 §4.2.1: method GET, HTTP/1.1,
- * one Host, Upgrade lists "websocket", Connection lists "upgrade", exactly
- * one Sec-WebSocket-Key that base64-decodes to 16 bytes, Sec-WebSocket-Version
- * 13, no request body.  Returns WS_OK and fills *hs, or the WS_E_HTTP_* code
- * of the first rule broken (WS_E_HTTP_BAD_WS_VERSION must be answered 426
- * with "Sec-WebSocket-Version: 13"; ws_http_error_response does that). */
+/* Validates an upgrade request per RFC 6455 §4.2.1: method GET, HTTP/1.1
+ * (or later 1.x), one non-empty Host, Upgrade lists "websocket", Connection
+ * lists "upgrade", exactly one Sec-WebSocket-Key that base64-decodes to 16
+ * bytes, exactly one Sec-WebSocket-Version that is 13, no request body.
+ * Returns WS_OK and fills *hs, or the WS_E_HTTP_* code of the first rule
+ * broken, in that order.  The version rule gives two codes: a missing,
+ * repeated or malformed value (a list, a leading zero, not 0-255: RFC 6455
+ * §4.1) is WS_E_HTTP_WS_VERSION_SYNTAX (400); a well-formed version other
+ * than 13 is WS_E_HTTP_BAD_WS_VERSION, which must be answered 426 with
+ * "Sec-WebSocket-Version: 13" (ws_http_error_response does that).
+ *
+ * Host and absolute-form: Host is required even then (RFC 9112 §3.2), but
+ * hs->host is the target's authority, as RFC 9112 §3.2.2 requires ("MUST
+ * ignore the received Host"); a Host that differs is not refused.  Origin
+ * checks made against hs->host therefore compare with the authority.  This
+ * widens nothing: a client chooses its target as freely as its Host. */
 int ws_handshake_validate(const ws_http_request_t *req, ws_handshake_t *hs);
 
 /* The first subprotocol in *server* order (server_protos[0..n)) that any

@@ -8,7 +8,8 @@
  *   - fragmentation: a continuation needs a message in progress, a new data
  *     frame may not start inside one; control frames may be interleaved;
  *   - UTF-8 of text messages, checked incrementally as fragments arrive, so
- *     the first invalid byte fails at once (1007);
+ *     the first invalid byte fails at once (1007) — for uncompressed
+ *     messages; a compressed one is checked once inflated, see below;
  *   - max_message_size on the whole (decompressed) message, checked when a
  *     frame header announces its length, before any byte is buffered (1009);
  *   - close frames: payload of 1 byte, codes not allowed on the wire, reason
@@ -24,6 +25,27 @@
  * preallocated from a length the peer announced) and is freed on the next
  * call after the message was returned.  A control frame split across feeds
  * is spilled into a 125-byte buffer allocated for that frame only.
+ *
+ * Compressed text messages (RSV1) are UTF-8-checked only after their last
+ * frame, once the whole message is inflated; an invalid byte in the first
+ * fragment is reported at FIN, not when it arrives.  The reason is the
+ * inflater: with the default policy it is shared by every connection of an
+ * event loop and reset after each message (ws_deflate.h), so it cannot carry
+ * one connection's inflate state from one fragment to the next while other
+ * connections use it.  Inflating per fragment would need an inflate stream
+ * per connection with a message in progress (~7 KiB + 32 KiB of window, and
+ * a slow peer could hold it for as long as it likes) or pinning the shared
+ * one to a connection until its FIN; a reader given its own inflater
+ * (context takeover) could do it, but the gateway never negotiates that, so
+ * one code path serves both.  The memory bound still holds: each frame
+ * header is checked against max_message_size + max/64 + 1 KiB (deflate's
+ * worst case on incompressible data) before its payload is buffered, so the
+ * compressed bytes held are bounded whatever the payload, valid or not; at
+ * FIN the inflate stops once the output passes max_message_size (1009), so
+ * a message costs at most that wire limit plus max_message_size plus one
+ * 16 KiB inflate step, and the UTF-8 check is one linear pass over it.
+ * Invalid UTF-8 thus costs no more memory or time than the largest valid
+ * compressed message; only the moment of the 1007 moves.
  *
  * Errors are sticky: after a negative return every later call returns the
  * same code.  Map it with ws_err_close_code() and ws_err_str() (ws_status.h).

@@ -44,6 +44,9 @@ static const ws_err_entry_t ws_err_table[] = {
     { WS_E_HTTP_BAD_WS_VERSION, 0, 426, "unsupported Sec-WebSocket-Version, this server speaks 13" },
     { WS_E_HTTP_BODY,           0, 400, "request body not allowed here" },
     { WS_E_HTTP_DUP_HEADER,     0, 400, "header field repeated where it must be single" },
+    { WS_E_HTTP_TARGET,         0, 400, "request target must be a /path or an http:// or https:// URI" },
+    { WS_E_HTTP_VERSION_UNSUPPORTED, 0, 505, "HTTP version not supported, this server speaks HTTP/1.1" },
+    { WS_E_HTTP_WS_VERSION_SYNTAX, 0, 400, "Sec-WebSocket-Version must be sent once, as one number (13)" },
 
     { WS_E_FRAME_RSV,           1002, 0, "reserved bit set without a negotiated extension" },
     { WS_E_FRAME_OPCODE,        1002, 0, "reserved opcode" },

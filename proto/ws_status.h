@@ -54,14 +54,19 @@ typedef enum ws_err {
     WS_E_HTTP_TOO_MANY_HDRS = -22, /* 431: header count over the limit */
     WS_E_HTTP_HDRS_TOO_BIG  = -23, /* 431: total header bytes over the limit */
     WS_E_HTTP_METHOD        = -24, /* 405/400: not GET for an upgrade */
-    WS_E_HTTP_VERSION       = -25, /* 400/505: not HTTP/1.1 */
+    WS_E_HTTP_VERSION       = -25, /* 400: HTTP/1.0 where the handshake needs 1.1 */
     WS_E_HTTP_NO_HOST       = -26, /* 400 */
     WS_E_HTTP_NO_UPGRADE    = -27, /* 400/426: Upgrade: websocket missing */
     WS_E_HTTP_NO_CONNECTION = -28, /* 400: Connection lacks "upgrade" token */
     WS_E_HTTP_BAD_KEY       = -29, /* 400: Sec-WebSocket-Key not 16 bytes b64 */
-    WS_E_HTTP_BAD_WS_VERSION= -30, /* 426 + Sec-WebSocket-Version: 13 */
+    WS_E_HTTP_BAD_WS_VERSION= -30, /* 426 + Sec-WebSocket-Version: 13: a well-formed
+                                    * version other than 13 */
     WS_E_HTTP_BODY          = -31, /* 400: GET with a body (Content-Length/TE) */
     WS_E_HTTP_DUP_HEADER    = -32, /* 400: a header that must be single repeats */
+    WS_E_HTTP_TARGET        = -33, /* 400: target neither /path nor http(s)://authority[/path] */
+    WS_E_HTTP_VERSION_UNSUPPORTED = -34, /* 505: HTTP major version other than 1 */
+    WS_E_HTTP_WS_VERSION_SYNTAX   = -35, /* 400: Sec-WebSocket-Version missing, repeated,
+                                          * a list, or not a number 0-255 */
 
     /* -40..-59: frame codec */
     WS_E_FRAME_RSV          = -40, /* 1002: RSV bit set that no extension owns */

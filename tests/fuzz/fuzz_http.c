@@ -21,6 +21,33 @@ static ws_http_request_t g_whole, g_other;
 
 static size_t off(const char *p, const char *base) { return p ? (size_t)(p - base) + 1 : 0; }
 
+/* The static "/" that ws_http gives as the path of an absolute-form target
+ * without one (ws_http.h): the same pointer whatever the buffer, so it is
+ * compared as a pointer and every other path by its offset. */
+static const char *g_static_root;
+
+static const char *static_root(void)
+{
+    if (!g_static_root) {
+        static const char m[] = "GET http://h HTTP/1.1\r\n\r\n";
+        static ws_http_request_t r;               /* not g_other: it may be in use */
+        ws_http_parser_t p;
+        ws_http_parser_init(&p);
+        REQUIRE(ws_http_parse(&p, m, sizeof m - 1, NULL, &r) == (int)sizeof m - 1);
+        REQUIRE(r.path_len == 1 && r.path[0] == '/' && r.authority == m + 11);
+        g_static_root = r.path;
+    }
+    return g_static_root;
+}
+
+static int same_path(const ws_http_request_t *a, const char *abase,
+                     const ws_http_request_t *b, const char *bbase)
+{
+    if (a->path_len != b->path_len) return 0;
+    if (a->path == static_root() || b->path == static_root()) return a->path == b->path;
+    return off(a->path, abase) == off(b->path, bbase);
+}
+
 /* Same request, compared by offsets since the two may sit in different
  * copies of the input. */
 static int same_request(const ws_http_request_t *a, const char *abase,
@@ -28,7 +55,8 @@ static int same_request(const ws_http_request_t *a, const char *abase,
 {
     if (off(a->method, abase) != off(b->method, bbase) || a->method_len != b->method_len ||
         off(a->target, abase) != off(b->target, bbase) || a->target_len != b->target_len ||
-        off(a->path, abase) != off(b->path, bbase) || a->path_len != b->path_len ||
+        off(a->authority, abase) != off(b->authority, bbase) ||
+        a->authority_len != b->authority_len || !same_path(a, abase, b, bbase) ||
         off(a->query, abase) != off(b->query, bbase) || a->query_len != b->query_len ||
         a->minor_version != b->minor_version || a->num_headers != b->num_headers)
         return 0;
@@ -100,6 +128,20 @@ static void exercise_request(const ws_http_request_t *r, const char *buf, size_t
     char out[1024], value[256];
 
     check_inside(r->target, r->target_len, buf, len);
+    /* path, query and authority lie within the target, except the static
+     * "/" of an absolute-form target without a path. */
+    const char *t_end = r->target + r->target_len;
+    REQUIRE(r->path_len > 0 && r->path[0] == '/');
+    if (r->path == static_root())
+        REQUIRE(r->authority != NULL);
+    else
+        REQUIRE(r->path >= r->target && r->path_len <= (size_t)(t_end - r->path));
+    if (r->query) REQUIRE(r->query >= r->target && r->query_len <= (size_t)(t_end - r->query));
+    if (r->authority) {
+        REQUIRE(r->authority > r->target && r->authority_len > 0 &&
+                r->authority_len <= (size_t)(t_end - r->authority));
+        REQUIRE(memchr(r->authority, '@', r->authority_len) == NULL);
+    }
     for (size_t i = 0; i < r->num_headers; i++) {
         const ws_http_header_t *h = &r->headers[i];
         check_inside(h->value, h->value_len, buf, len);

@@ -246,26 +246,40 @@ def raw_request(port, request, read_until_close=True):
     return data
 
 
-def upgrade_request(key="dGhlIHNhbXBsZSBub25jZQ==", version="13", method="GET", path="/ws", extra=""):
-    return ("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n%s\r\n" % (method, path, key, version, extra)).encode()
+def upgrade_request(key="dGhlIHNhbXBsZSBub25jZQ==", version="13", method="GET", path="/ws", extra="",
+                    http="HTTP/1.1", host="127.0.0.1"):
+    """An upgrade request; version=None leaves Sec-WebSocket-Version out."""
+    ver = "" if version is None else "Sec-WebSocket-Version: %s\r\n" % version
+    return ("%s %s %s\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: %s\r\n%s%s\r\n" % (method, path, http, host, key, ver, extra)).encode()
 
 
-@pytest.mark.parametrize("req,status", [
-    (upgrade_request(version="8"), 426),
-    (upgrade_request(key="short"), 400),
-    (upgrade_request(method="POST"), 400),
-    (upgrade_request(path="/nope"), 404),
-    (upgrade_request(extra="Origin: http://evil.example\r\n"), 403),
-    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
-], ids=["bad-version", "bad-key", "not-get", "wrong-path", "bad-origin", "headers-too-big"])
-def test_handshake_failures(gateway, req, status):
+@pytest.mark.parametrize("req,status,why", [
+    (upgrade_request(version="8"), 426, b"speaks 13"),
+    (upgrade_request(version=None), 400, b"Sec-WebSocket-Version must be sent once"),
+    (upgrade_request(extra="Sec-WebSocket-Version: 13\r\n"), 400, b"Sec-WebSocket-Version must be sent once"),
+    (upgrade_request(version="13, 8"), 400, b"Sec-WebSocket-Version must be sent once"),
+    (upgrade_request(version="013"), 400, b"Sec-WebSocket-Version must be sent once"),
+    (upgrade_request(key="short"), 400, b"Sec-WebSocket-Key"),
+    (upgrade_request(method="POST"), 400, b"GET"),
+    (upgrade_request(http="HTTP/1.0"), 400, b"needs HTTP/1.1"),
+    (upgrade_request(http="HTTP/2.0"), 505, b"speaks HTTP/1.1"),
+    (upgrade_request(path="ws://127.0.0.1/ws"), 400, b"http:// or https://"),
+    (upgrade_request(path="/nope"), 404, b"no WebSocket endpoint"),
+    (upgrade_request(path="http://127.0.0.1/nope"), 404, b"no WebSocket endpoint"),
+    (upgrade_request(extra="Origin: http://evil.example\r\n"), 403, b"origin"),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n", 431, b"too large"),
+], ids=["bad-version", "no-version", "two-versions", "version-list", "version-leading-zero", "bad-key",
+        "not-get", "http10", "http2", "ws-scheme-target", "wrong-path", "wrong-absolute-path",
+        "bad-origin", "headers-too-big"])
+def test_handshake_failures(gateway, req, status, why):
     resp = raw_request(gateway.port, req)
     assert resp.startswith(b"HTTP/1.1 %d " % status), resp[:200]
-    if status == 426:
-        assert b"Sec-WebSocket-Version: 13" in resp
-    body = resp.split(b"\r\n\r\n", 1)[1]
-    assert body.strip(), "error responses say why"
+    head, body = resp.split(b"\r\n\r\n", 1)
+    # 426 names the version we speak; a malformed version field is not
+    # answered as a version we could negotiate.
+    assert (b"Sec-WebSocket-Version: 13" in head) == (status == 426), head
+    assert why in body, "error responses say why: %r" % body
     assert sum(v for k, v in gateway.metrics().items() if k.startswith("wsgw_handshake_failures_total")) >= 1
 
 
@@ -299,6 +313,22 @@ def test_max_connections_answers_503(gateway_factory):
     held.append(RawWS(gw.port))                  # the freed slot is taken again
     for h in held:
         h.close()
+
+
+def test_handshake_absolute_form_and_http12(gateway):
+    """RFC 9112 §3.2.2: an absolute-form target is accepted and routed by its
+    path, and its authority, not Host, is what a same-origin check compares
+    with.  RFC 9110 §2.5: HTTP/1.2 is served as 1.1."""
+    ok = raw_request(gateway.port, upgrade_request(path="http://127.0.0.1/ws?x=1", host="ignored.example",
+                                                   extra="Origin: http://127.0.0.1\r\n"),
+                     read_until_close=False)
+    assert ok.startswith(b"HTTP/1.1 101 "), ok[:200]
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in ok
+    bad = raw_request(gateway.port, upgrade_request(path="https://127.0.0.1/ws", host="evil.example",
+                                                    extra="Origin: http://evil.example\r\n"))
+    assert bad.startswith(b"HTTP/1.1 403 "), bad[:200]
+    ok = raw_request(gateway.port, upgrade_request(http="HTTP/1.2"), read_until_close=False)
+    assert ok.startswith(b"HTTP/1.1 101 "), ok[:200]
 
 
 def test_handshake_accept_key_and_same_origin(gateway):

@@ -54,8 +54,9 @@ static void fingerprint(const ws_http_request_t *r, int rc, char *out, size_t ca
     size_t n = 0;
     appendf(out, cap, &n, "rc=%d", rc);
     if (rc <= 0) return;
-    appendf(out, cap, &n, " m=%.*s t=%.*s p=%.*s q=%s%.*s v=%d h=%zu",
+    appendf(out, cap, &n, " m=%.*s t=%.*s a=%s%.*s p=%.*s q=%s%.*s v=%d h=%zu",
             (int)r->method_len, r->method, (int)r->target_len, r->target,
+            r->authority ? "+" : "-", (int)r->authority_len, r->authority ? r->authority : "",
             (int)r->path_len, r->path, r->query ? "+" : "-",
             (int)r->query_len, r->query ? r->query : "", r->minor_version, r->num_headers);
     for (size_t i = 0; i < r->num_headers; i++)
@@ -389,8 +390,6 @@ static void test_malformed_method(void)
 
 static void test_malformed_target(void)
 {
-    CHECK_INT(parse_rc("GET http://a/ HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
-    CHECK_INT(parse_rc("OPTIONS * HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
     CHECK_INT(parse_rc("GET /a b HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
     CHECK_INT(parse_rc("GET  / HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
     CHECK_INT(parse_rc("GET /\x01 HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
@@ -399,10 +398,125 @@ static void test_malformed_target(void)
     CHECK_INT(parse_rc("GET  HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
 }
 
+/* ---- parsing: absolute-form targets (RFC 9112 §3.2.2) ---------------------- */
+
+/* Parses msg every way; 1 when it is a complete request whose authority
+ * (NULL: none), path and query (NULL: none) are the ones given. */
+static int target_is(const char *msg, const char *authority, const char *path, const char *query)
+{
+    int rc;
+    size_t stop;
+    if (parse_all_ways(msg, strlen(msg), NULL, &rc, &stop) != 0 || rc != (int)strlen(msg)) return 0;
+    if (parse_whole(msg, strlen(msg)) != (int)strlen(msg)) return 0;
+    const ws_http_request_t *r = &g_req;
+    int a_ok = authority ? r->authority && r->authority_len == strlen(authority) &&
+                           memcmp(r->authority, authority, r->authority_len) == 0
+                         : r->authority == NULL && r->authority_len == 0;
+    int q_ok = query ? r->query && r->query_len == strlen(query) &&
+                       memcmp(r->query, query, r->query_len) == 0
+                     : r->query == NULL && r->query_len == 0;
+    return a_ok && q_ok && r->path_len == strlen(path) && memcmp(r->path, path, r->path_len) == 0;
+}
+
+static void test_absolute_form_reduced_to_path(void)
+{
+    CHECK(target_is("GET http://a/ HTTP/1.1\r\n\r\n", "a", "/", NULL));
+    CHECK(target_is("GET http://server.example.com/chat?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+                    "server.example.com", "/chat", "x=1"));
+    CHECK(target_is("GET https://h:8443/ws HTTP/1.1\r\n\r\n", "h:8443", "/ws", NULL));
+    CHECK(target_is("GET HTTPS://H/ws HTTP/1.1\r\n\r\n", "H", "/ws", NULL));   /* scheme any case */
+    CHECK(target_is("GET hTtP://[::1]:80/a/b? HTTP/1.1\r\n\r\n", "[::1]:80", "/a/b", ""));
+    /* An empty path is "/" (RFC 9110 §4.2.3). */
+    CHECK(target_is("GET http://h HTTP/1.1\r\n\r\n", "h", "/", NULL));
+    CHECK(target_is("GET http://h?q=/x HTTP/1.1\r\n\r\n", "h", "/", "q=/x"));
+    CHECK(target_is("GET http://h//x HTTP/1.1\r\n\r\n", "h", "//x", NULL));
+    /* The target stays as sent; origin-form has no authority. */
+    const char *m = "GET http://h/ws?a HTTP/1.1\r\n\r\n";
+    CHECK_INT(parse_whole(m, strlen(m)), strlen(m));
+    CHECK(g_req.target == g_buf + 4 && g_req.target_len == 13);
+    CHECK(g_req.path == g_buf + 12 && g_req.query == g_buf + 16);
+    CHECK(target_is("GET /ws HTTP/1.1\r\n\r\n", NULL, "/ws", NULL));
+}
+
+static void test_absolute_form_refused(void)
+{
+    int rc = parse_rc("GET ws://h/ws HTTP/1.1\r\n\r\n", NULL);
+    CHECK_INT(rc, WS_E_HTTP_TARGET);
+    CHECK_INT(ws_err_http_status(rc), 400);
+    CHECK_INT(parse_rc("GET wss://h/ws HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET ftp://h/ HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET http:/h/ HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET http:h HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET httpx://h/ HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET http:// HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);      /* no host */
+    CHECK_INT(parse_rc("GET http:///ws HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET http://:80/ws HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET http://?q HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET http://u:p@h/ws HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET); /* userinfo */
+    CHECK_INT(parse_rc("GET http://h#f/ws HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET http://h\\x/ HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("GET h/ws HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);
+    CHECK_INT(parse_rc("OPTIONS * HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);       /* asterisk-form */
+    CHECK_INT(parse_rc("CONNECT h:443 HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_TARGET);   /* authority-form */
+}
+
+/* RFC 9112 §3.2.2: the target's authority, not Host, names the host the
+ * handshake is for; Host must still be there, once. */
+static void test_validate_absolute_form(void)
+{
+    ws_handshake_t hs;
+    const char *m = "GET http://server.example.com/chat HTTP/1.1\r\n" GOOD "\r\n";
+    CHECK_INT(validate(m, &hs), WS_OK);
+    CHECK(hs.host_len == 18 && memcmp(hs.host, "server.example.com", 18) == 0);
+    CHECK(hs.host == g_req.authority);
+    CHECK(g_req.path_len == 5 && memcmp(g_req.path, "/chat", 5) == 0);
+    m = "GET https://other.example:444/chat HTTP/1.1\r\n" GOOD "\r\n";
+    CHECK_INT(validate(m, &hs), WS_OK);
+    CHECK(hs.host_len == 17 && memcmp(hs.host, "other.example:444", 17) == 0);
+    CHECK_INT(validate("GET http://h/chat HTTP/1.1\r\n" H_UPG H_CONN H_KEY H_VER "\r\n", NULL),
+              WS_E_HTTP_NO_HOST);
+    CHECK_INT(validate("GET http://h/chat HTTP/1.1\r\nHost: h\r\n" GOOD "\r\n", NULL),
+              WS_E_HTTP_NO_HOST);
+}
+
+static void test_version_later_1x_is_1_1(void)
+{
+    int rc;
+    size_t stop;
+    const char *m = "GET / HTTP/1.2\r\n\r\n";
+    CHECK_INT(parse_all_ways(m, strlen(m), NULL, &rc, &stop), 0);
+    CHECK_INT(rc, strlen(m));
+    CHECK_INT(parse_whole(m, strlen(m)), strlen(m));
+    CHECK_INT(g_req.minor_version, 1);
+    m = "GET / HTTP/1.9\r\n\r\n";
+    CHECK_INT(parse_whole(m, strlen(m)), strlen(m));
+    CHECK_INT(g_req.minor_version, 1);
+    CHECK_INT(validate("GET /chat HTTP/1.2\r\n" GOOD "\r\n", NULL), WS_OK);
+    CHECK_INT(validate("GET /chat HTTP/1.7\r\n" GOOD "\r\n", NULL), WS_OK);
+}
+
+static void test_version_other_major_refused(void)
+{
+    int rc = parse_rc("GET / HTTP/2.0\r\n\r\n", NULL);
+    CHECK_INT(rc, WS_E_HTTP_VERSION_UNSUPPORTED);
+    CHECK_INT(ws_err_http_status(rc), 505);
+    CHECK_INT(parse_rc("GET / HTTP/3.0\r\n\r\n", NULL), WS_E_HTTP_VERSION_UNSUPPORTED);
+    CHECK_INT(parse_rc("GET / HTTP/0.9\r\n\r\n", NULL), WS_E_HTTP_VERSION_UNSUPPORTED);
+    /* The HTTP/2 preface says what is wrong, not that '*' is a bad target. */
+    CHECK_INT(parse_rc("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", NULL), WS_E_HTTP_VERSION_UNSUPPORTED);
+    char out[512];
+    int n = ws_http_error_response(out, sizeof out, 505, ws_err_str(rc));
+    CHECK(n > 0 && memcmp(out, "HTTP/1.1 505 HTTP Version Not Supported\r\n", 41) == 0);
+    CHECK(memmem(out, (size_t)n, "HTTP/1.1\n", 9) != NULL);     /* the body names what we speak */
+}
+
 static void test_malformed_version(void)
 {
-    CHECK_INT(parse_rc("GET / HTTP/1.2\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
-    CHECK_INT(parse_rc("GET / HTTP/2.0\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
+    CHECK_INT(parse_rc("GET / HTTP/1.x\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
+    CHECK_INT(parse_rc("GET / HTTP/x.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
+    CHECK_INT(parse_rc("GET / HTTP/1-1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
+    CHECK_INT(parse_rc("GET / HTTP/11.\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
+    CHECK_INT(parse_rc("GET / HTTP/2\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
     CHECK_INT(parse_rc("GET / http/1.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
     CHECK_INT(parse_rc("GET / HTTP/1.1 \r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
     CHECK_INT(parse_rc("GET /  HTTP/1.1\r\n\r\n", NULL), WS_E_HTTP_SYNTAX);
@@ -563,11 +677,38 @@ static void test_validate_bad_ws_version(void)
     CHECK(n > 0);
     CHECK(memmem(out, (size_t)n, "\r\nSec-WebSocket-Version: 13\r\n", 29) != NULL);
     CHECK(memcmp(out, "HTTP/1.1 426 Upgrade Required\r\n", 31) == 0);
-    CHECK_INT(validate(VER_REQ(""), NULL), WS_E_HTTP_BAD_WS_VERSION);
-    CHECK_INT(validate(VER_REQ(H_VER H_VER), NULL), WS_E_HTTP_BAD_WS_VERSION);
-    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 13, 8\r\n"), NULL), WS_E_HTTP_BAD_WS_VERSION);
-    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 013\r\n"), NULL), WS_E_HTTP_BAD_WS_VERSION);
+    /* Well-formed versions (RFC 6455 §4.1: 0-255, no leading zero) we do not speak. */
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 0\r\n"), NULL), WS_E_HTTP_BAD_WS_VERSION);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 14\r\n"), NULL), WS_E_HTTP_BAD_WS_VERSION);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 255\r\n"), NULL), WS_E_HTTP_BAD_WS_VERSION);
     CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version:  13 \r\n"), NULL), WS_OK);
+    CHECK_INT(validate(VER_REQ("sec-websocket-version: 13\r\n"), NULL), WS_OK);
+}
+
+/* Missing, repeated or malformed is a bad handshake (400), not a version
+ * we could negotiate (426). */
+static void test_validate_malformed_ws_version(void)
+{
+    char out[512];
+    int rc = validate(VER_REQ(""), NULL);
+    CHECK_INT(rc, WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(ws_err_http_status(rc), 400);
+    int n = ws_http_error_response(out, sizeof out, ws_err_http_status(rc), ws_err_str(rc));
+    CHECK(n > 0 && memcmp(out, "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+    CHECK(memmem(out, (size_t)n, "Sec-WebSocket-Version must be sent once", 39) != NULL);
+    CHECK_INT(validate(VER_REQ(H_VER H_VER), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ(H_VER "Sec-WebSocket-Version: 8\r\n"), NULL),
+              WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 13, 8\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 13,\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 013\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 00\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 256\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 1300\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: 1 3\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: +13\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version: v13\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
+    CHECK_INT(validate(VER_REQ("Sec-WebSocket-Version:\r\n"), NULL), WS_E_HTTP_WS_VERSION_SYNTAX);
 }
 
 static void test_validate_body(void)
@@ -760,6 +901,10 @@ int main(void)
     RUN(test_value_ows_trimmed);
     RUN(test_malformed_method);
     RUN(test_malformed_target);
+    RUN(test_absolute_form_reduced_to_path);
+    RUN(test_absolute_form_refused);
+    RUN(test_version_later_1x_is_1_1);
+    RUN(test_version_other_major_refused);
     RUN(test_malformed_version);
     RUN(test_find_header);
     RUN(test_has_token);
@@ -773,6 +918,8 @@ int main(void)
     RUN(test_validate_connection);
     RUN(test_validate_bad_key);
     RUN(test_validate_bad_ws_version);
+    RUN(test_validate_malformed_ws_version);
+    RUN(test_validate_absolute_form);
     RUN(test_validate_body);
     RUN(test_subprotocol_server_order);
     RUN(test_subprotocol_case_and_none);
