@@ -58,6 +58,9 @@ typedef struct ws_proxy_parser {
 
 void ws_proxy_init(ws_proxy_parser_t *p);
 
+/* Bytes of the header consumed so far (0: nothing has arrived yet). */
+static inline size_t ws_proxy_received(const ws_proxy_parser_t *p) { return p->_got; }
+
 /* Feeds buf[0..len), the bytes that follow the ones fed before.
  * Sets *used to how many of them belong to the header, and returns:
  *   WS_E_WANT_MORE   the header is not complete (*used == len);
