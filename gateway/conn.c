@@ -646,8 +646,9 @@ static int conn_proxy_read(wsgw_conn_t *c)
     ssize_t n;
     do n = recv(c->fd, s->read_buf, s->read_cap, MSG_PEEK); while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-    if (n == 0 && !ws_proxy_received(p)) {
-        conn_on_eof(c);                     /* a connect-only probe: not a refused header */
+    if (n <= 0 && !ws_proxy_received(p)) {
+        conn_on_eof(c);                     /* closed or reset before a byte (a connect-only
+                                             * probe): not a refused header */
         return 0;
     }
     if (n <= 0) {
