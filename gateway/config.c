@@ -117,9 +117,12 @@ const wsgw_key_t wsgw_keys[] = {
     KSIZE(rate_bytes, "16MiB", 0, 64 * GiB, "data bytes per second per connection; 0 = unlimited"),
     KSIZE(rate_bytes_burst, "32MiB", 1, 64 * GiB, "bytes a connection may send in a burst"),
     KINT(max_conns_per_ip, "0", 0, 10000000, 0,
-         "open connections per client address; 0 = unlimited (behind a balancer all share one)"),
+         "open connections per client address (IPv6: per /64); 0 = unlimited (behind a balancer: see proxy_protocol)"),
     KINT(conn_rate_per_ip, "0", 0, 10000000, 0, "new connections per second per client address; 0 = unlimited"),
     KINT(conn_rate_per_ip_burst, "20", 1, 10000000, 0, "new connections per client address in a burst"),
+    KLIST(proxy_protocol, "", wsgw_check_cidr, "CIDR",
+          "load balancers (10.0.0.0/8, fd00::/8, 192.0.2.7) that must send a PROXY protocol header first; "
+          "their clients' addresses are used; empty = off"),
     KINT(error_rate_limit, "10", 0, 100000, 0,
          "bad envelopes or Iris frames per second tolerated before close 1008; 0 = never close"),
     KINT(error_rate_burst, "20", 1, 1000000, 0, "bad envelopes or Iris frames allowed in a burst"),

@@ -70,7 +70,7 @@
 #endif
 
 /* Room for private per-key bookkeeping; config.c asserts the table fits. */
-#define WSGW_CONFIG_MAX_KEYS 64
+#define WSGW_CONFIG_MAX_KEYS 96
 
 /* A list of strings owned by the config.  v[0..n) are the items and v[n] is
  * NULL (v itself is NULL while n == 0), so `for (char **p = l.v; p && *p; p++)`
@@ -151,6 +151,7 @@ typedef struct wsgw_config {
     int            max_conns_per_ip;            /* 0 = off */
     int            conn_rate_per_ip;            /* new connections/s per address; 0 = off */
     int            conn_rate_per_ip_burst;
+    wsgw_strlist_t proxy_protocol;              /* CIDRs of balancers that send a PROXY header; empty = off */
     int            error_rate_limit;            /* bad envelopes/s; 0 = never close */
     int            error_rate_burst;
     /* scale-out */

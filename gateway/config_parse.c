@@ -1,6 +1,7 @@
 /* config_parse.c — value parsers, formatters and per-value checks of the
  * configuration (see config.h).  No state, no allocation: every function
  * reads a NUL-terminated string and answers with a static reason. */
+#include "cidr.h"
 #include "config_private.h"
 #include "envelope.h"
 
@@ -458,4 +459,11 @@ const char *wsgw_check_path_opt(const char *s)
     if (strlen(s) > 4096) return "path longer than 4096 bytes";
     for (; *s; s++) if ((unsigned char)*s < 0x20) return "control character in a path";
     return NULL;
+}
+
+const char *wsgw_check_cidr(const char *s)
+{
+    cidr_t c;
+    const char *why = NULL;
+    return cidr_parse(s, &c, &why) == 0 ? NULL : why;
 }

@@ -83,5 +83,6 @@ const char *wsgw_check_redis_url(const char *s);     /* "" or a valid URL */
 const char *wsgw_check_room(const char *s);          /* a room name (envelope rules) */
 const char *wsgw_check_iris_target(const char *s);   /* broadcast|all|room:<name>|backend */
 const char *wsgw_check_path_opt(const char *s);      /* "" or a file path */
+const char *wsgw_check_cidr(const char *s);          /* an IP address or ADDRESS/BITS */
 
 #endif

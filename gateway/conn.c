@@ -61,6 +61,7 @@ void conn_hs_free(wsgw_conn_t *c)
 {
     if (!c->hs) return;
     ws_buf_free(&c->hs->buf);
+    ws_xfree(c->hs->proxy);
     ws_xfree(c->hs);
     c->hs = NULL;
 }
@@ -111,6 +112,12 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     if (s->cfg->handshake_timeout_ms) conn_set_deadline(c, s->cfg->handshake_timeout_ms);
     c->hs = ws_xcalloc(1, sizeof *c->hs);
     ws_http_parser_init(&c->hs->parser);
+    if (s->n_proxy_trusted && cidr_match_any(s->proxy_trusted, s->n_proxy_trusted, (const struct sockaddr *)peer)) {
+        /* A balancer: its client's address comes with the PROXY header,
+         * and the per-address limits wait for it (conn_proxy_read). */
+        c->hs->proxy = ws_xmalloc(sizeof *c->hs->proxy);
+        ws_proxy_init(c->hs->proxy);
+    }
     c->next = s->conns;
     if (s->conns) s->conns->prev = c;
     s->conns = c;
@@ -118,11 +125,12 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     s->n_handshaking++;
     conn_set_events(c, EV_READ);           /* on failure: logged, closed */
     if (c->state == CONN_DEAD) return;
-    conn_check_address(c, now);
+    if (!c->hs->proxy) conn_check_address(c, now);
 }
 
-/* Per-address limits, checked before a byte is read: a refusal is a 429
- * that says which limit, and costs the client its connection only. */
+/* Per-address limits, checked before a byte is read (or, behind a PROXY
+ * balancer, once its header named the client): a refusal is a 429 that
+ * says which limit, and costs the client its connection only. */
 static void conn_check_address(wsgw_conn_t *c, uint64_t now)
 {
     wsgw_server_t *s = c->srv;
@@ -602,9 +610,84 @@ static void conn_on_eof(wsgw_conn_t *c)
     conn_close_now(c, (c->close_bits & WS_CLOSE_STATE_RECEIVED) ? c->close_code : WS_CLOSE_ABNORMAL);
 }
 
+/* ---- the PROXY header of a trusted balancer ------------------------------------ */
+
+static void conn_proxy_refuse(wsgw_conn_t *c, const char *why)
+{
+    c->srv->metrics.handshake_failures[HS_FAIL_PROXY]++;
+    wsgw_log(WSGW_LOG_INFO, "proxy_refused", "remote=%s reason=\"%s\"", conn_peer(c), why);
+    conn_close_now(c, 0);
+}
+
+static void conn_set_peer(wsgw_conn_t *c, const ws_proxy_result_t *r)
+{
+    memset(&c->peer, 0, sizeof c->peer);
+    if (r->family == AF_INET) {
+        c->peer.v4.sin_family = AF_INET;
+        memcpy(&c->peer.v4.sin_addr, r->addr, 4);
+        c->peer.v4.sin_port = htons(r->port);
+    } else {
+        c->peer.v6.sin6_family = AF_INET6;
+        memcpy(&c->peer.v6.sin6_addr, r->addr, 16);
+        c->peer.v6.sin6_port = htons(r->port);
+    }
+}
+
+/* Reads the PROXY header before anything else (with TLS, before OpenSSL
+ * reads the ClientHello from the socket itself): the input is peeked, fed
+ * to the parser, and only the header's own bytes are taken off the socket,
+ * so what follows is left for the HTTP parser or OpenSSL as if the header
+ * had never been there.  Every peeked byte of an incomplete header is
+ * consumed, so the level-triggered poller does not report the same bytes
+ * again.  Returns 1 when the header is complete and the handshake goes on,
+ * 0 while it is incomplete or when the connection was refused. */
+static int conn_proxy_read(wsgw_conn_t *c)
+{
+    wsgw_server_t *s = c->srv;
+    ws_proxy_parser_t *p = c->hs->proxy;
+    ssize_t n;
+    do n = recv(c->fd, s->read_buf, s->read_cap, MSG_PEEK); while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (n <= 0 && !ws_proxy_received(p)) {
+        conn_on_eof(c);                     /* closed or reset before a byte (a connect-only
+                                             * probe): not a refused header */
+        return 0;
+    }
+    if (n <= 0) {
+        conn_proxy_refuse(c, n == 0 ? "connection closed inside the PROXY header" : strerror(errno));
+        return 0;
+    }
+    size_t used = 0;
+    ws_proxy_result_t r;
+    int rc = ws_proxy_parse(p, s->read_buf, (size_t)n, &used, &r);
+    if (used) {
+        ssize_t got;
+        do got = recv(c->fd, s->read_buf, used, 0); while (got < 0 && errno == EINTR);
+        if (got != (ssize_t)used) {          /* peeked bytes are there: only a bug gets here */
+            conn_proxy_refuse(c, got < 0 ? strerror(errno) : "short read of peeked bytes");
+            return 0;
+        }
+        s->metrics.bytes_in += used;
+    }
+    if (rc == WS_E_WANT_MORE) return 0;
+    if (rc < 0) {
+        conn_proxy_refuse(c, ws_err_str(rc));
+        return 0;
+    }
+    ws_xfree(c->hs->proxy);
+    c->hs->proxy = NULL;
+    const char *balancer = conn_peer(c);
+    if (r.kind == WS_PROXY_ADDR) conn_set_peer(c, &r);
+    wsgw_log(WSGW_LOG_DEBUG, "proxy_header", "remote=%s balancer=%s version=%u%s", conn_peer(c),
+             balancer, (unsigned)r.version, r.kind == WS_PROXY_LOCAL ? " local=1" : "");
+    conn_check_address(c, wsgw_now_ms(s));
+    return c->state == CONN_HANDSHAKE;
+}
+
 static void conn_read(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
+    if (c->hs && c->hs->proxy && !conn_proxy_read(c)) return;
     /* A few full buffers per event at most, so one busy peer cannot starve
      * others: the poller is level-triggered, so input left in the socket is
      * reported again on its next pass.  Bytes OpenSSL holds are not

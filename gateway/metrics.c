@@ -8,6 +8,7 @@
 static const char *const hs_fail_names[HS_FAIL_COUNT] = {
     "bad_request", "bad_version", "too_large", "origin", "id_refused",
     "timeout", "capacity", "not_found", "tls", "pending_limit", "ip_conns", "ip_rate", "auth",
+    "proxy",
 };
 
 static const char *const close_reason_names[CLOSE_REASON_COUNT] = {

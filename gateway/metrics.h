@@ -26,6 +26,7 @@ typedef enum wsgw_hs_fail {
     HS_FAIL_IP_CONNS,         /* 429: max_conns_per_ip */
     HS_FAIL_IP_RATE,          /* 429: conn_rate_per_ip */
     HS_FAIL_AUTH,             /* 401: missing or invalid token */
+    HS_FAIL_PROXY,            /* a trusted balancer's connection without a valid PROXY header */
     HS_FAIL_COUNT
 } wsgw_hs_fail_t;
 

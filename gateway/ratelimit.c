@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "ws_alloc.h"
 
 #define TBUCKET_STALE (1u << 30)
@@ -40,23 +41,29 @@ int tbucket_full(const tbucket_t *b, double rate, double burst, uint64_t now_ms)
     return rate <= 0 || tbucket_level(b, rate, burst, now_ms) >= burst;
 }
 
-static size_t ip_key(const struct sockaddr *peer, uint8_t key[17])
+/* IPv4 per address (/32), IPv6 per /64: one customer (a home line, a VM)
+ * is given a whole /64 and may use any address in it, so a key per /128
+ * would give it 2^64 budgets.  An IPv4-mapped address is its IPv4 address
+ * (ip_addr_view), not one /64 shared by every IPv4 client. */
+static size_t ip_key(const struct sockaddr *peer, uint8_t key[IP_KEY_MAX])
 {
-    key[0] = (uint8_t)peer->sa_family;
-    if (peer->sa_family == AF_INET) {
-        memcpy(key + 1, &((const struct sockaddr_in *)peer)->sin_addr, 4);
+    const uint8_t *a = NULL;
+    int family = ip_addr_view(peer, &a);
+    key[0] = (uint8_t)family;
+    if (family == AF_INET) {
+        memcpy(key + 1, a, 4);
         return 5;
     }
-    if (peer->sa_family == AF_INET6) {
-        memcpy(key + 1, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
-        return 17;
+    if (family == AF_INET6) {
+        memcpy(key + 1, a, 8);
+        return 9;
     }
     return 1;
 }
 
 ip_entry_t *ip_table_get(ip_table_t *t, const struct sockaddr *peer)
 {
-    uint8_t key[17];
+    uint8_t key[IP_KEY_MAX];
     size_t n = ip_key(peer, key);
     ip_entry_t *e = strmap_get(&t->map, (const char *)key, n);
     if (e) return e;

@@ -5,8 +5,10 @@
  * action costing n tokens passes when n are there.  The state is 16 bytes
  * and the refill is computed on use, so there is no timer per bucket.
  *
- * The address table counts open connections per client IP and keeps a
- * bucket of new connections per second for it.  Entries live while the
+ * The address table counts open connections per client address and keeps
+ * a bucket of new connections per second for it.  An address is an IPv4
+ * address (/32) or an IPv6 /64 (what one customer is given); an
+ * IPv4-mapped IPv6 address counts as its IPv4 address.  Entries live while the
  * address has connections, or while its bucket is not full again (so a
  * client cannot reset its rate by disconnecting); ratelimit_sweep() drops
  * the others, which bounds the table by the clients seen in the last
@@ -40,8 +42,10 @@ void tbucket_age(tbucket_t *b, uint64_t now_ms);
 /* Would the bucket be full by now? */
 int tbucket_full(const tbucket_t *b, double rate, double burst, uint64_t now_ms);
 
+#define IP_KEY_MAX 9   /* family byte + 4 bytes (IPv4) or the 8-byte /64 prefix (IPv6) */
+
 typedef struct ip_entry {
-    uint8_t   key[17];     /* family byte + 4 or 16 address bytes */
+    uint8_t   key[IP_KEY_MAX];
     uint8_t   key_len;
     uint32_t  conns;       /* open connections from this address */
     tbucket_t rate;        /* new connections per second */
@@ -51,7 +55,8 @@ typedef struct ip_table {
     strmap_t map;
 } ip_table_t;
 
-/* The entry for the address of `peer` (created at zero when absent). */
+/* The entry for the address of `peer`, an AF_INET or AF_INET6 sockaddr
+ * (created at zero when absent). */
 ip_entry_t *ip_table_get(ip_table_t *t, const struct sockaddr *peer);
 /* Drops entries with no connection whose bucket is full again. */
 void ip_table_sweep(ip_table_t *t, double rate, double burst, uint64_t now_ms);

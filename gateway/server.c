@@ -249,6 +249,24 @@ static const char *conn_id_key(const void *item, size_t *len)
     return c->id;
 }
 
+/* proxy_protocol: the config checked each item already; an embedding
+ * program that filled the list itself is told which item is wrong. */
+static int server_proxy_init(wsgw_server_t *s, char *err, size_t errlen)
+{
+    const wsgw_strlist_t *l = &s->cfg->proxy_protocol;
+    if (!l->n) return 0;
+    s->proxy_trusted = ws_xcalloc(l->n, sizeof *s->proxy_trusted);
+    for (size_t i = 0; i < l->n; i++) {
+        const char *why = NULL;
+        if (cidr_parse(l->v[i], &s->proxy_trusted[i], &why) != 0) {
+            if (err && errlen) snprintf(err, errlen, "proxy_protocol: \"%s\": %s", l->v[i], why);
+            return -1;
+        }
+    }
+    s->n_proxy_trusted = l->n;
+    return 0;
+}
+
 static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
                                  const wsgw_listen_fd_t *fds, size_t nfds, char *err, size_t errlen)
 {
@@ -275,6 +293,10 @@ static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
             wsgw_server_free(s);
             return NULL;
         }
+    }
+    if (server_proxy_init(s, err, errlen) != 0) {
+        wsgw_server_free(s);
+        return NULL;
     }
     ws_http_limits_default(&s->http_limits);
     ws_pmd_policy_default(&s->pmd_policy);
@@ -418,6 +440,7 @@ void wsgw_server_free(wsgw_server_t *s)
     rooms_free(&s->rooms);
     idmap_free(&s->by_id);
     ip_table_free(&s->ips);
+    ws_xfree(s->proxy_trusted);
     if (s->inflater) ws_inflater_free(s->inflater);
     for (int i = 0; i < 8; i++) if (s->deflaters[i]) ws_deflater_free(s->deflaters[i]);
     if (s->spare_fd >= 0) close(s->spare_fd);

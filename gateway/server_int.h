@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "backplane.h"
+#include "cidr.h"
 #include "config.h"
 #include "envelope.h"
 #include "idmap.h"
@@ -27,6 +28,7 @@
 #include "ws_deflate.h"
 #include "ws_http.h"
 #include "ws_message.h"
+#include "ws_proxy.h"
 
 #define container_of(p, T, field) ((T *)((char *)(p) - offsetof(T, field)))
 
@@ -66,6 +68,7 @@ typedef struct conn_hs {
     ws_buf_t           buf;        /* the request bytes received so far */
     ws_http_parser_t   parser;
     ws_http_request_t *req;        /* only during handshake callbacks */
+    ws_proxy_parser_t *proxy;      /* a trusted balancer's PROXY header still to come, else NULL */
 } conn_hs_t;
 
 /* What a verified token said: allocated when a token is accepted, so an
@@ -181,6 +184,8 @@ struct wsgw_server {
     wsgw_conn_t         *to_free;
 
     ip_table_t           ips;        /* per client address (max_conns_per_ip, conn_rate_per_ip) */
+    cidr_t              *proxy_trusted;   /* proxy_protocol, parsed: balancers that send a PROXY header */
+    size_t               n_proxy_trusted;
     uint8_t             *read_buf;   /* one per loop */
     size_t               read_cap;
     uint8_t             *write_buf;  /* one per loop: TLS record coalescing */

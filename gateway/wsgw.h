@@ -194,7 +194,8 @@ void wsgw_disconnect(wsgw_conn_t *c, uint16_t code, const char *reason);
 const char *wsgw_conn_id(const wsgw_conn_t *c);
 /* "ip:port" or "[ipv6]:port", in a static buffer: copy it if you keep it
  * (valid until the fourth later call; the address is stored compactly and
- * formatted on demand). */
+ * formatted on demand).  Behind a balancer listed in proxy_protocol it is
+ * the client's address from the PROXY header, not the balancer's. */
 const char *wsgw_conn_remote_addr(const wsgw_conn_t *c);
 /* A request header of the opening handshake, NUL-terminated, or NULL (no
  * such header, or a value of 16 KiB or more).  The first one when the

@@ -72,6 +72,13 @@ static const ws_err_entry_t ws_err_table[] = {
     { WS_E_INFLATE_TOO_BIG,     1009, 0, "message too big once inflated" },
     { WS_E_DEFLATE,             1011, 0, "compression failed" },
     { WS_E_PMD_OFFER,           0,    0, "permessage-deflate offer declined" },
+
+    { WS_E_PROXY_SIGNATURE,     0,    0, "not a PROXY protocol header" },
+    { WS_E_PROXY_VERSION,       0,    0, "PROXY protocol v2: unknown version or command" },
+    { WS_E_PROXY_FAMILY,        0,    0, "PROXY protocol: address family or transport not TCP over IPv4/IPv6" },
+    { WS_E_PROXY_LENGTH,        0,    0, "PROXY protocol v2: address block too short for its family" },
+    { WS_E_PROXY_TOO_LONG,      0,    0, "PROXY protocol header too long" },
+    { WS_E_PROXY_SYNTAX,        0,    0, "PROXY protocol v1: malformed line" },
 };
 
 static const ws_err_entry_t *ws_err_find(int err)

@@ -2,7 +2,7 @@
  *
  * Every function in proto/ that can fail returns a ws_err_t: 0 (WS_OK) or a
  * positive "progress" value on success, a negative WS_E_* code on failure.
- * Codes come in families (HTTP, frame, message, UTF-8, deflate) so a caller
+ * Codes come in families (HTTP, frame, message, UTF-8, deflate, PROXY) so a caller
  * can tell at a glance which layer refused the input.  One table,
  * ws_err_close_code(), maps each protocol error to the close code the
  * endpoint must send; one table, ws_err_str(), to a short human reason that
@@ -96,6 +96,14 @@ typedef enum ws_err {
     WS_E_INFLATE_TOO_BIG    = -91, /* 1009: inflated size over the limit */
     WS_E_DEFLATE            = -92, /* 1011: zlib failed while compressing */
     WS_E_PMD_OFFER          = -93, /* offer malformed: decline it */
+
+    /* -100..-109: PROXY protocol header (ws_proxy.h); the connection is dropped */
+    WS_E_PROXY_SIGNATURE    = -100, /* neither "PROXY " nor the v2 signature */
+    WS_E_PROXY_VERSION      = -101, /* v2: version not 2, or command not LOCAL/PROXY */
+    WS_E_PROXY_FAMILY       = -102, /* address family or transport unknown or unusable */
+    WS_E_PROXY_LENGTH       = -103, /* v2: address block shorter than its family needs */
+    WS_E_PROXY_TOO_LONG     = -104, /* v1 over 107 bytes, v2 over WS_PROXY_V2_MAX_LEN */
+    WS_E_PROXY_SYNTAX       = -105, /* v1: malformed line, address or port */
 } ws_err_t;
 
 /* Close code an endpoint sends after a proto/ error.  Returns 1002 for any

@@ -69,6 +69,9 @@ def test_compose_topology():
     assert "ports" not in gw and "container_name" not in gw
     env = gw["environment"]
     assert env["WSGW_REDIS_URL"] == "redis://redis:6379"
+    # The balancer sends PROXY headers (haproxy.cfg: send-proxy-v2); the
+    # gateways trust the compose network for them.
+    assert "172.16.0.0/12" in env["WSGW_PROXY_PROTOCOL"].split(",")
     keys = config_keys()
     for k in env:
         assert k.startswith("WSGW_") and k[5:].lower() in keys, "%s is not a wsgw key" % k
@@ -110,7 +113,7 @@ def test_haproxy_config_docker_form():
     text = open(HAPROXY_CFG).read()
     for must in ("timeout tunnel", "balance leastconn", "http-check expect status 200",
                  "uri /healthz", "server-template gw 1-10 gateway:8080", "resolvers docker",
-                 "option redispatch", "hard-stop-after"):
+                 "option redispatch", "hard-stop-after", "send-proxy-v2", "check-send-proxy"):
         assert must in text, must
     # No stickiness: any gateway serves any client.
     for sticky in ("stick-table", "stick on", "cookie ", "balance source", "hash-type"):
@@ -134,7 +137,7 @@ def test_haproxy_config_local_form(tmp_path):
                                              LB_ADMIN_SOCK=str(tmp_path / "a.sock"),
                                              LB_STATS_BIND="unix@%s" % (tmp_path / "s.sock")))
     assert "ALERT" not in out, out
-    servers = re.findall(r"^\s*server (\S+) (\S+) check$", text, re.M)
+    servers = re.findall(r"^\s*server (\S+) (\S+) check source 127\.0\.0\.2$", text, re.M)
     assert servers == [("gw%d" % (i + 1), "127.0.0.1:%d" % p) for i, p in enumerate(ports[1:])]
     assert "server-template" not in text and "resolvers" not in text
     # The shared part is deploy/haproxy.cfg word for word: one set of

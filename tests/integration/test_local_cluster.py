@@ -177,6 +177,10 @@ def test_failover_through_the_balancer(cluster):
             # leastconn with every gateway up: one client on each.
             assert {node_index[ws.node] for ws in clients} == {0, 1, 2}
             assert life.events[clients[0].conn_id]["headers"].get("X-Forwarded-For") == "127.0.0.1"
+            # HAProxy connects from 127.0.0.2 and sends a PROXY header: the
+            # gateway sees each client's own address and port.
+            for ws in clients:
+                assert life.events[ws.conn_id]["remote"] == "127.0.0.1:%d" % ws.local_address[1]
             await chat(clients, clients, "before")
 
             # SIGTERM the gateway of the second client: it drains.

@@ -323,6 +323,11 @@ static void test_set_errors(void)
           "listen: SRC=:1,localhost: item \"localhost\": missing :PORT (e.g. 0.0.0.0:8080 or :8080)" },
         { "listen", ":1,,:2", "listen: SRC=:1,,:2: empty item in a comma-separated list" },
         { "listen", ":1,", "listen: SRC=:1,: empty item in a comma-separated list" },
+        { "proxy_protocol", "10.0.0.1/8",
+          "proxy_protocol: SRC=10.0.0.1/8: host bits set after the prefix length (write the network address, e.g. 10.0.0.0/8)" },
+        { "proxy_protocol", "10.0.0.0/8,balancer",
+          "proxy_protocol: SRC=10.0.0.0/8,balancer: item \"balancer\": not an IP address or CIDR (use 10.0.0.0/8, fd00::/8, 192.0.2.7)" },
+        { "proxy_protocol", "[::1]", "proxy_protocol: SRC=[::1]: not an IP address or CIDR (use 10.0.0.0/8, fd00::/8, 192.0.2.7)" },
         { "path", "ws", "path: SRC=ws: must start with /" },
         { "path", "/a b", "path: SRC=/a b: only printable ASCII without spaces, ? or # in a path" },
         { "client_js_path", "x.js", "client_js_path: SRC=x.js: must start with /" },
@@ -784,7 +789,7 @@ static void test_help_lists_every_key(void)
         flag[j] = '\0';
         CHECK_HAS(s, flag);
     }
-    CHECK_INT(keys, 63);
+    CHECK_INT(keys, 64);
     CHECK_HAS(s, "--listen HOST:PORT\n");
     CHECK_HAS(s, "size 16..256MiB; default: 64KiB");
     CHECK_HAS(s, "duration 100ms..1h, 0 = off; default: 54s");
