@@ -40,7 +40,7 @@ static size_t write_ack(const void *arg, uint8_t *dst)
 
 static size_t write_welcome(const void *arg, uint8_t *dst)
 {
-    return envelope_welcome_write(*(const json_span_t *)arg, dst);
+    return envelope_welcome_write(*(const json_span_t *)arg, 65536, dst);
 }
 
 struct err_args {
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (msg.to == ENVELOPE_TO_CONN) {
             MUST(envelope_conn_id_valid(msg.to_name.p, msg.to_name.len));
             /* a conn id that passed is a fine welcome, too */
-            free(check_out(envelope_welcome_size(msg.to_name), write_welcome, &msg.to_name));
+            free(check_out(envelope_welcome_size(msg.to_name, 65536), write_welcome, &msg.to_name));
         }
         envelope_delivery_t d = { msg.event, msg.data, { (const uint8_t *)"c-1", 3 }, msg.to, msg.to_name };
         check_delivery(&d);
