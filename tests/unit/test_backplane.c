@@ -13,8 +13,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -27,6 +29,7 @@
 #include <hiredis/adapters/libev.h>
 
 #include "backplane.h"
+#include "bp_resolve.h"       /* the lookup the resolver threads run, and their count */
 
 /* ---- the loop: bp_loop_t over ev_timer ---------------------------------------- */
 
@@ -80,17 +83,33 @@ static int attach_ev(void *loop_ud, redisAsyncContext *ac)
     return redisLibevAttach((struct ev_loop *)loop_ud, ac) == REDIS_OK ? 0 : -1;
 }
 
+/* The 5 ms tick stands for the gateway's clients: the longest gap between
+ * two ticks since tick_reset() is how long the loop was blocked. */
+static double tick_last, tick_max_gap;
+static int tick_count;
+
 static void tick_cb(struct ev_loop *l, ev_timer *w, int revents)
 {
-    (void)l;
     (void)w;
     (void)revents;
+    ev_now_update(l);
+    double now = ev_now(l);
+    if (tick_last > 0 && now - tick_last > tick_max_gap) tick_max_gap = now - tick_last;
+    tick_last = now;
+    tick_count++;
 }
 
 static double mono(void)
 {
     ev_now_update(L);
     return ev_now(L);
+}
+
+static void tick_reset(void)
+{
+    tick_last = mono();   /* a block right after the reset counts too */
+    tick_max_gap = 0;
+    tick_count = 0;
 }
 
 #define WAIT_FOR(cond, ms) do {                                                \
@@ -105,6 +124,22 @@ static void spin(int ms)
 }
 
 #define CALL(x) do { in_api++; x; in_api--; } while (0)
+
+/* ---- the resolver's lookup: counted, and slowed down on demand ------------------- */
+
+static atomic_int lookups_started, lookups_done;
+static atomic_int lookup_delay_ms;   /* a slow DNS server */
+
+static int test_getaddrinfo(const char *node, const char *service,
+                            const struct addrinfo *hints, struct addrinfo **res)
+{
+    atomic_fetch_add(&lookups_started, 1);
+    int delay = atomic_load(&lookup_delay_ms);
+    if (delay > 0) usleep((useconds_t)delay * 1000);
+    int rc = getaddrinfo(node, service, hints, res);
+    atomic_fetch_add(&lookups_done, 1);
+    return rc;
+}
 
 /* ---- redis-server processes ------------------------------------------------------ */
 
@@ -877,6 +912,113 @@ static void test_redis_connect_failures(void)
     CHECK_INT(reentered, 0);
 }
 
+/* A host name is looked up off the loop, by a thread: the loop keeps its
+ * schedule while the lookup is pending; numeric addresses look nothing up. */
+static void test_redis_resolve_localhost(void)
+{
+    srv_t *s = srv_up();
+    CHECK(s);
+    bp_redis_config_t cfg = cfg_for(s);
+    cfg.host = "localhost";
+    int l0 = atomic_load(&lookups_started);
+    peer_t *a = peer_redis(&cfg);
+    WAIT_FOR(a->state == BP_UP, 3000);
+    CHECK_INT(a->state, BP_UP);
+    CHECK_INT(atomic_load(&lookups_started) - l0, 2);   /* one per connection */
+    int ok;
+    self_roundtrip(a, s, "by-name", res_new(), &ok);
+    CHECK(ok);
+
+    cfg.host = "127.0.0.1";
+    l0 = atomic_load(&lookups_started);
+    peer_t *b = peer_redis(&cfg);
+    WAIT_FOR(b->state == BP_UP, 3000);
+    CHECK_INT(b->state, BP_UP);
+    CHECK_INT(atomic_load(&lookups_started) - l0, 0);   /* numeric: no lookup */
+
+    /* A lookup that takes 400 ms: the loop goes on meanwhile (the tick
+     * fires every 5 ms), then the connection is made. */
+    atomic_store(&lookup_delay_ms, 400);
+    cfg.host = "localhost";
+    double t0 = mono();
+    tick_reset();
+    peer_t *c = peer_redis(&cfg);
+    WAIT_FOR(c->state == BP_UP, 3000);
+    double took = mono() - t0;
+    atomic_store(&lookup_delay_ms, 0);
+    CHECK_INT(c->state, BP_UP);
+    CHECK_MSG(took >= 0.39, "up after %.3f s, before the lookup could answer", took);
+    CHECK_MSG(tick_max_gap < 0.1, "the loop stood still for %.3f s", tick_max_gap);
+    CHECK_MSG(tick_count >= 40, "%d ticks in %.3f s", tick_count, took);
+    CHECK_INT(reentered, 0);
+}
+
+/* A name that does not resolve: reported with the resolver's reason,
+ * retried, and the loop never waits for it. */
+static void test_redis_resolve_failure(void)
+{
+    srv_t dead = { .port = free_port() };
+    bp_redis_config_t cfg = cfg_for(&dead);
+    cfg.host = "nonexistent.invalid";
+    cfg.connect_timeout_ms = 300;              /* bounds a lookup that hangs, where DNS does */
+    int l0 = atomic_load(&lookups_started);
+    tick_reset();
+    peer_t *a = peer_redis(&cfg);
+    WAIT_FOR(a->nstate > 0, 3000);
+    CHECK_INT(a->state, BP_DOWN);
+    CHECK_MSG(strstr(a->why, "cannot resolve nonexistent.invalid: ") != NULL ||
+              strstr(a->why, "timed out after 300 ms resolving nonexistent.invalid") != NULL,
+              "why: %s", a->why);
+    WAIT_FOR(atomic_load(&lookups_started) - l0 >= 6, 5000);
+    CHECK_MSG(atomic_load(&lookups_started) - l0 >= 6, "%d lookups: not retried",
+              atomic_load(&lookups_started) - l0);
+    CHECK_INT(a->state, BP_DOWN);
+    CHECK_MSG(tick_max_gap < 0.1, "the loop stood still for %.3f s", tick_max_gap);
+    CHECK_INT(reentered, 0);
+}
+
+/* A resolver slower than connect_timeout: each attempt times out with that
+ * reason, the next one takes the same lookup over (no second thread), and
+ * the answer, when it comes, is used. */
+static void test_redis_resolve_slow(void)
+{
+    srv_t *s = srv_up();
+    CHECK(s);
+    bp_redis_config_t cfg = cfg_for(s);
+    cfg.host = "localhost";
+    cfg.connect_timeout_ms = 150;
+    cfg.backoff_min_ms = 10;
+    cfg.backoff_max_ms = 20;
+    atomic_store(&lookup_delay_ms, 700);
+    int l0 = atomic_load(&lookups_started);
+    tick_reset();
+    peer_t *a = peer_redis(&cfg);
+    WAIT_FOR(a->nstate > 0, 2000);
+    CHECK_INT(a->state, BP_DOWN);
+    CHECK_MSG(strstr(a->why, "timed out after 150 ms resolving localhost") != NULL, "why: %s", a->why);
+    WAIT_FOR(a->state == BP_UP, 3000);
+    atomic_store(&lookup_delay_ms, 0);
+    CHECK_INT(a->state, BP_UP);
+    CHECK_INT(atomic_load(&lookups_started) - l0, 2);   /* one per connection, all along */
+    CHECK_MSG(tick_max_gap < 0.1, "the loop stood still for %.3f s", tick_max_gap);
+
+    /* Freed while lookups are in flight: the threads outlive the backplane
+     * and free their jobs when getaddrinfo returns (ASan: nothing touched
+     * after free, nothing leaked). */
+    atomic_store(&lookup_delay_ms, 500);
+    int live0 = bp_resolve_live();
+    peer_t *b = peer_redis(&cfg);
+    spin(50);
+    CHECK_INT(bp_resolve_live() - live0, 2);
+    bp_free(b->bp);
+    b->bp = NULL;
+    CHECK_INT(bp_resolve_live() - live0, 2);   /* still looking */
+    WAIT_FOR(bp_resolve_live() == live0, 3000);
+    atomic_store(&lookup_delay_ms, 0);
+    CHECK_INT(bp_resolve_live(), live0);
+    CHECK_INT(reentered, 0);
+}
+
 static void test_redis_kill_and_restart(void)
 {
     srv_t *s = srv_up();
@@ -1078,6 +1220,7 @@ static void test_sync_barrier(void)
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);   /* hiredis writes with write(2) */
+    bp_resolve_getaddrinfo = test_getaddrinfo;
     L = ev_loop_new(EVFLAG_AUTO);
     hooks.loop_ud = L;
     ev_timer_init(&tick, tick_cb, 0.005, 0.005);
@@ -1096,10 +1239,18 @@ int main(void)
     RUN_BP(test_redis_acl_user);
     RUN_BP(test_redis_unix_socket);
     RUN_BP(test_redis_connect_failures);
+    RUN_BP(test_redis_resolve_localhost);
+    RUN_BP(test_redis_resolve_failure);
+    RUN_BP(test_redis_resolve_slow);
     RUN_BP(test_redis_kill_and_restart);
     RUN_BP(test_redis_free_in_callbacks);
 
     ev_timer_stop(L, &tick);
+    for (int i = 0; i < 300 && bp_resolve_live() != 0; i++) usleep(10000);
+    if (bp_resolve_live() != 0) {
+        fprintf(stderr, "FAIL %d resolver jobs never freed\n", bp_resolve_live());
+        test_failed_++;
+    }
     if (timers_live != 0) {
         fprintf(stderr, "FAIL %d backplane timers still running\n", timers_live);
         test_failed_++;
