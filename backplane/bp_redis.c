@@ -32,6 +32,12 @@
  * server costs at most one thread per connection.  Numeric addresses and
  * unix_path never start a thread.
  *
+ * Reconnecting together.  Each connection backs off on its own (exponential,
+ * +-50 % jitter so that many nodes do not retry in step), but when one of
+ * them is READY again Redis is evidently back: the other one is retried at
+ * once with its backoff reset (pull_other), so both come back within a round
+ * trip of each other instead of up to 1.5 x backoff_max apart.
+ *
  * Publishes.  While the publish connection is READY a publish goes straight
  * into hiredis (which copies it into its output buffer) and its callback
  * waits in a ring, answered in order by PUBLISH's integer replies.  While it
@@ -350,12 +356,46 @@ void bp_redis_conn_lost(bp_rconn_t *c, const char *why, int free_ac)
     bp_redis_notify(r);
 }
 
+/* Drops a connection attempt without reporting anything: it is replaced at
+ * once.  Only for CONNECTING (nothing sent on it yet); never called from a
+ * callback of c's own context. */
+static void conn_abandon(bp_rconn_t *c)
+{
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    ac->data = NULL;
+    redisAsyncFree(ac);
+    bp_timer_stop(&c->r->base, &c->timeout_timer);
+    c->phase = BP_R_IDLE;
+}
+
+/* c is READY: Redis accepts connections again.  The other connection does
+ * not sit out its backoff: if it is waiting to retry, it retries now (on the
+ * next loop iteration) at c's address, which was just looked up and works,
+ * and its backoff starts over.  An attempt of it still connecting to another
+ * address (the one resolved before Redis moved) is dropped and started
+ * again; one resolving, connecting to the same address or in its handshake
+ * is left to finish. */
+static void pull_other(bp_rconn_t *c)
+{
+    bp_redis_t *r = c->r;
+    bp_rconn_t *o = c == &r->pub ? &r->sub : &r->pub;
+    o->attempt = 0;
+    if (o->phase == BP_R_CONNECTING && strcmp(o->addr, c->addr) != 0) conn_abandon(o);
+    if (o->phase != BP_R_IDLE) return;
+    snprintf(o->addr, sizeof o->addr, "%s", c->addr);
+    o->addr_from_other = 1;
+    bp_timer_stop(&r->base, &o->retry_timer);
+    o->retry_timer = bp_timer_start(&r->base, 0, retry_cb, o);
+}
+
 static void conn_ready(bp_rconn_t *c)
 {
     bp_redis_t *r = c->r;
     bp_timer_stop(&r->base, &c->timeout_timer);
     c->phase = BP_R_READY;
     c->attempt = 0;
+    pull_other(c);
     c->why[0] = '\0';
     if (c->was_ready) r->base.stats.reconnects++;
     c->was_ready = 1;
@@ -527,6 +567,13 @@ static void conn_start(bp_rconn_t *c)
         conn_connect(c, r->unix_path ? "" : r->host);
         return;
     }
+    if (c->addr_from_other) {   /* pulled by the other connection: its address */
+        c->addr_from_other = 0;
+        char addr[BP_RESOLVE_ADDR_MAX];
+        snprintf(addr, sizeof addr, "%s", c->addr);
+        conn_connect(c, addr);
+        return;
+    }
     /* A lookup left by the previous attempt (which ran out of time waiting
      * for it) is not wasted: still running, it is waited for again rather
      * than joined by a second thread; finished with an address, that address
@@ -684,7 +731,11 @@ bp_t *bp_redis_new(const bp_redis_config_t *cfg, const bp_callbacks_t *cb,
     r->db = cfg->db;
     r->max_pending = cfg->max_pending_bytes ? cfg->max_pending_bytes : 8u << 20;
     r->backoff_min = cfg->backoff_min_ms ? cfg->backoff_min_ms : 100;
-    r->backoff_max = cfg->backoff_max_ms ? cfg->backoff_max_ms : 5000;
+    /* 1 s: with +-50 % jitter a retry is at most 1.5 s away, so a node is
+     * back within ~1.5 s of Redis accepting connections again (the other
+     * connection follows at once: pull_other), at the cost of about one
+     * refused connect per connection per second while Redis is away. */
+    r->backoff_max = cfg->backoff_max_ms ? cfg->backoff_max_ms : 1000;
     if (r->backoff_max < r->backoff_min) r->backoff_max = r->backoff_min;
     r->connect_timeout = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
     r->attach = cfg->attach;

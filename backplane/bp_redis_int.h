@@ -36,6 +36,8 @@ typedef struct bp_rconn {
     void              *poll_timer;       /* RESOLVING: checks the lookup */
     unsigned           poll_ms;          /* its next interval */
     char               addr[BP_RESOLVE_ADDR_MAX];   /* numeric address of this attempt ("" for unix) */
+    int                addr_from_other;  /* the next attempt skips the lookup: addr is the
+                                            other connection's, which just worked */
     char               why[160];         /* last failure (hiredis' or Redis' text), for on_state */
 } bp_rconn_t;
 
