@@ -11,7 +11,7 @@ OPT      ?= -O2 -g
 CFLAGS   := $(CSTD) $(WARN) $(OPT) -Iproto -Igateway -Ibackplane -MMD -MP
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 PROTO_LIBS := -lssl -lcrypto -lz
-GW_LIBS  := -lev -lhiredis $(PROTO_LIBS) -lm
+GW_LIBS  := -lev -lhiredis $(PROTO_LIBS) -lm -pthread
 
 B := build
 PROTO_SRC := $(wildcard proto/*.c)

@@ -23,6 +23,13 @@
  *   - the state goes to BP_DOWN and on_state() says why;
  *   - both connections are retried with exponential backoff and jitter
  *     (backoff_min_ms doubling up to backoff_max_ms, each delay +-50 %);
+ *     when one of them is back, the other is retried at once, its backoff
+ *     reset, so both return within a round trip of each other;
+ *   - a host name is looked up in a separate thread, never on the caller's
+ *     loop, afresh for every attempt; a numeric address or unix_path needs
+ *     no lookup.  connect_timeout_ms bounds the whole attempt (lookup,
+ *     connect, AUTH/SELECT/PING); a lookup still running when the
+ *     backplane is freed ends on its own and frees what it holds;
  *   - publishes made while the publish connection is down, or not yet
  *     answered, are held in order up to max_pending_bytes; past that a
  *     publish is dropped at once: its callback gets BP_DROPPED and the
@@ -150,8 +157,9 @@ typedef struct bp_redis_config {
     int         db;             /* SELECT db when > 0 */
     uint64_t    max_pending_bytes;   /* publish buffer bound (default 8 MiB when 0) */
     uint64_t    backoff_min_ms;      /* default 100 when 0 */
-    uint64_t    backoff_max_ms;      /* default 5000 when 0 */
-    uint64_t    connect_timeout_ms;  /* default 2000 when 0 */
+    uint64_t    backoff_max_ms;      /* default 1000 when 0 */
+    uint64_t    connect_timeout_ms;  /* one attempt: lookup + connect + handshake;
+                                        default 2000 when 0 */
     /* Attaches a new hiredis async context to the caller's event loop
      * (the gateway passes a wrapper around redisLibevAttach); returns 0 on
      * success. */

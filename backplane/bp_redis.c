@@ -15,7 +15,28 @@
  *     connect callback with REDIS_ERR instead);
  *   - ac->data is never touched by hiredis: it points at our bp_rconn_t
  *     while the context is live and is set to NULL when we let go of it, so
- *     callbacks from a context we dropped are recognised and ignored.
+ *     callbacks from a context we dropped are recognised and ignored;
+ *   - redisAsyncConnect() calls getaddrinfo() on the caller's thread for the
+ *     host it is given, so it is only ever given a numeric address (for
+ *     which glibc answers without asking NSS or DNS).
+ *
+ * Host names.  A name ("redis" in docker-compose) is looked up by a
+ * resolver thread (bp_resolve.c) on every attempt — the container's address
+ * may change across restarts — and the connection then goes to the numeric
+ * address.  The loop polls the lookup with a timer (1 ms, doubling up to
+ * BP_RESOLVE_POLL_MAX_MS): backplane.h gives it timers, not a wake-up.  The
+ * attempt's deadline (connect_timeout) covers the lookup too: a lookup that
+ * has not answered by then fails the attempt ("timed out ... resolving"),
+ * which is retried with backoff; the next attempt takes that same lookup
+ * over rather than starting a second thread (see conn_start), so a dead DNS
+ * server costs at most one thread per connection.  Numeric addresses and
+ * unix_path never start a thread.
+ *
+ * Reconnecting together.  Each connection backs off on its own (exponential,
+ * +-50 % jitter so that many nodes do not retry in step), but when one of
+ * them is READY again Redis is evidently back: the other one is retried at
+ * once with its backoff reset (pull_other), so both come back within a round
+ * trip of each other instead of up to 1.5 x backoff_max apart.
  *
  * Publishes.  While the publish connection is READY a publish goes straight
  * into hiredis (which copies it into its output buffer) and its callback
@@ -35,6 +56,11 @@
 #include <unistd.h>
 
 #include "ws_alloc.h"
+
+/* The resolver is polled after 1 ms, then at doubling intervals up to this:
+ * /etc/hosts answers before the first poll, a DNS server's answer waits at
+ * most this long to be picked up. */
+#define BP_RESOLVE_POLL_MAX_MS 25
 
 static void conn_start(bp_rconn_t *c);
 
@@ -320,6 +346,7 @@ void bp_redis_conn_lost(bp_rconn_t *c, const char *why, int free_ac)
         if (free_ac) redisAsyncFree(ac);
     }
     bp_timer_stop(bp, &c->timeout_timer);
+    bp_timer_stop(bp, &c->poll_timer);   /* c->resolve stays: see conn_start */
     c->phase = BP_R_IDLE;
     if (c == &r->pub) pub_lost(r);
     else bp_redis_sub_lost(r);
@@ -329,12 +356,46 @@ void bp_redis_conn_lost(bp_rconn_t *c, const char *why, int free_ac)
     bp_redis_notify(r);
 }
 
+/* Drops a connection attempt without reporting anything: it is replaced at
+ * once.  Only for CONNECTING (nothing sent on it yet); never called from a
+ * callback of c's own context. */
+static void conn_abandon(bp_rconn_t *c)
+{
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    ac->data = NULL;
+    redisAsyncFree(ac);
+    bp_timer_stop(&c->r->base, &c->timeout_timer);
+    c->phase = BP_R_IDLE;
+}
+
+/* c is READY: Redis accepts connections again.  The other connection does
+ * not sit out its backoff: if it is waiting to retry, it retries now (on the
+ * next loop iteration) at c's address, which was just looked up and works,
+ * and its backoff starts over.  An attempt of it still connecting to another
+ * address (the one resolved before Redis moved) is dropped and started
+ * again; one resolving, connecting to the same address or in its handshake
+ * is left to finish. */
+static void pull_other(bp_rconn_t *c)
+{
+    bp_redis_t *r = c->r;
+    bp_rconn_t *o = c == &r->pub ? &r->sub : &r->pub;
+    o->attempt = 0;
+    if (o->phase == BP_R_CONNECTING && strcmp(o->addr, c->addr) != 0) conn_abandon(o);
+    if (o->phase != BP_R_IDLE) return;
+    snprintf(o->addr, sizeof o->addr, "%s", c->addr);
+    o->addr_from_other = 1;
+    bp_timer_stop(&r->base, &o->retry_timer);
+    o->retry_timer = bp_timer_start(&r->base, 0, retry_cb, o);
+}
+
 static void conn_ready(bp_rconn_t *c)
 {
     bp_redis_t *r = c->r;
     bp_timer_stop(&r->base, &c->timeout_timer);
     c->phase = BP_R_READY;
     c->attempt = 0;
+    pull_other(c);
     c->why[0] = '\0';
     if (c->was_ready) r->base.stats.reconnects++;
     c->was_ready = 1;
@@ -429,19 +490,28 @@ static void timeout_cb(void *arg)
     bp_rconn_t *c = arg;
     bp_redis_t *r = c->r;
     c->timeout_timer = NULL;
-    char why[96];
-    snprintf(why, sizeof why, "timed out after %llu ms %s", (unsigned long long)r->connect_timeout,
-             c->phase == BP_R_CONNECTING ? "connecting" : "waiting for the AUTH/SELECT/PING reply");
+    char why[160];
+    unsigned long long ms = (unsigned long long)r->connect_timeout;
+    if (c->phase == BP_R_RESOLVING)
+        snprintf(why, sizeof why, "timed out after %llu ms resolving %s", ms, r->host);
+    else if (c->phase == BP_R_CONNECTING && !r->unix_path)
+        snprintf(why, sizeof why, "timed out after %llu ms connecting to %s port %d", ms, c->addr, r->port);
+    else
+        snprintf(why, sizeof why, "timed out after %llu ms %s", ms,
+                 c->phase == BP_R_CONNECTING ? "connecting" : "waiting for the AUTH/SELECT/PING reply");
     bp_enter(&r->base);
     bp_redis_conn_lost(c, why, 1);   /* outside hiredis: freed at once, its callbacks ignored */
     bp_leave(&r->base);
 }
 
-static void conn_start(bp_rconn_t *c)
+/* Connects to addr, a numeric address (hiredis does no lookup for it), or
+ * to unix_path. */
+static void conn_connect(bp_rconn_t *c, const char *addr)
 {
     bp_redis_t *r = c->r;
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
     redisAsyncContext *ac = r->unix_path ? redisAsyncConnectUnix(r->unix_path)
-                                         : redisAsyncConnect(r->host, r->port);
+                                         : redisAsyncConnect(c->addr, r->port);
     if (!ac) {
         bp_redis_conn_lost(c, "cannot allocate a hiredis context", 0);
         return;
@@ -464,7 +534,76 @@ static void conn_start(bp_rconn_t *c)
     c->phase = BP_R_CONNECTING;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    c->timeout_timer = bp_timer_start(&r->base, r->connect_timeout, timeout_cb, c);
+}
+
+static void resolve_poll_cb(void *arg)
+{
+    bp_rconn_t *c = arg;
+    bp_t *bp = &c->r->base;
+    c->poll_timer = NULL;
+    char addr[BP_RESOLVE_ADDR_MAX], err[160];
+    bp_resolve_status_t st = bp_resolve_poll(c->resolve, addr, sizeof addr, err, sizeof err);
+    if (st == BP_RESOLVE_PENDING) {
+        if (c->poll_ms < BP_RESOLVE_POLL_MAX_MS) c->poll_ms *= 2;
+        if (c->poll_ms > BP_RESOLVE_POLL_MAX_MS) c->poll_ms = BP_RESOLVE_POLL_MAX_MS;
+        c->poll_timer = bp_timer_start(bp, c->poll_ms, resolve_poll_cb, c);
+        return;
+    }
+    bp_resolve_release(c->resolve);
+    c->resolve = NULL;
+    bp_enter(bp);
+    if (st == BP_RESOLVE_OK) conn_connect(c, addr);
+    else bp_redis_conn_lost(c, err, 0);   /* "cannot resolve HOST: <reason>" */
+    bp_leave(bp);
+}
+
+/* One attempt: [lookup,] connect, handshake, all within connect_timeout. */
+static void conn_start(bp_rconn_t *c)
+{
+    bp_redis_t *r = c->r;
+    bp_t *bp = &r->base;
+    c->timeout_timer = bp_timer_start(bp, r->connect_timeout, timeout_cb, c);
+    if (r->host_is_numeric) {
+        conn_connect(c, r->unix_path ? "" : r->host);
+        return;
+    }
+    if (c->addr_from_other) {   /* pulled by the other connection: its address */
+        c->addr_from_other = 0;
+        char addr[BP_RESOLVE_ADDR_MAX];
+        snprintf(addr, sizeof addr, "%s", c->addr);
+        conn_connect(c, addr);
+        return;
+    }
+    /* A lookup left by the previous attempt (which ran out of time waiting
+     * for it) is not wasted: still running, it is waited for again rather
+     * than joined by a second thread; finished with an address, that address
+     * is used (looked up at most one timeout and one backoff ago).  So a
+     * resolver slower than connect_timeout still gets an answer through, and
+     * a dead one costs one thread per connection. */
+    if (c->resolve) {
+        char addr[BP_RESOLVE_ADDR_MAX], err[160];
+        bp_resolve_status_t st = bp_resolve_poll(c->resolve, addr, sizeof addr, err, sizeof err);
+        if (st != BP_RESOLVE_PENDING) {
+            bp_resolve_release(c->resolve);
+            c->resolve = NULL;
+        }
+        if (st == BP_RESOLVE_OK) {
+            conn_connect(c, addr);
+            return;
+        }
+    }
+    if (!c->resolve) {   /* every other attempt looks the name up afresh */
+        char err[160];
+        c->resolve = bp_resolve_start(r->host, err, sizeof err);
+        if (!c->resolve) {
+            bp_redis_conn_lost(c, err, 0);
+            return;
+        }
+    }
+    c->addr[0] = '\0';
+    c->phase = BP_R_RESOLVING;
+    c->poll_ms = 1;
+    c->poll_timer = bp_timer_start(bp, c->poll_ms, resolve_poll_cb, c);
 }
 
 /* ---- free ----------------------------------------------------------------------------- */
@@ -477,6 +616,7 @@ static void redis_shutdown(bp_t *bp)
     for (int i = 0; i < 2; i++) {
         bp_timer_stop(bp, &conns[i]->retry_timer);
         bp_timer_stop(bp, &conns[i]->timeout_timer);
+        bp_timer_stop(bp, &conns[i]->poll_timer);
     }
     /* Every callback still owed, each popped before it runs. */
     while (r->drops_pos < r->drops_len) {
@@ -515,6 +655,10 @@ static void redis_destroy(bp_t *bp)
             ac->data = NULL;      /* the NULL-reply callbacks it runs are ignored */
             redisAsyncFree(ac);   /* not inside a hiredis callback: immediate */
         }
+        /* A lookup still running keeps its job until it returns: the
+         * thread frees it then (it holds nothing of ours). */
+        bp_resolve_release(conns[i]->resolve);
+        conns[i]->resolve = NULL;
     }
     ws_xfree(r->ring);
     ws_xfree(r->drops);
@@ -581,12 +725,17 @@ bp_t *bp_redis_new(const bp_redis_config_t *cfg, const bp_callbacks_t *cb,
     r->unix_path = use_unix ? dup_or_null(cfg->unix_path) : NULL;
     r->host = use_unix ? NULL : dup_or_null(cfg->host);
     r->port = cfg->port;
+    r->host_is_numeric = use_unix || bp_resolve_is_numeric(r->host);
     r->password = dup_or_null(cfg->password);
     r->user = r->password ? dup_or_null(cfg->user) : NULL;
     r->db = cfg->db;
     r->max_pending = cfg->max_pending_bytes ? cfg->max_pending_bytes : 8u << 20;
     r->backoff_min = cfg->backoff_min_ms ? cfg->backoff_min_ms : 100;
-    r->backoff_max = cfg->backoff_max_ms ? cfg->backoff_max_ms : 5000;
+    /* 1 s: with +-50 % jitter a retry is at most 1.5 s away, so a node is
+     * back within ~1.5 s of Redis accepting connections again (the other
+     * connection follows at once: pull_other), at the cost of about one
+     * refused connect per connection per second while Redis is away. */
+    r->backoff_max = cfg->backoff_max_ms ? cfg->backoff_max_ms : 1000;
     if (r->backoff_max < r->backoff_min) r->backoff_max = r->backoff_min;
     r->connect_timeout = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 2000;
     r->attach = cfg->attach;

@@ -8,10 +8,12 @@
 #include <hiredis/async.h>
 
 #include "bp_int.h"
+#include "bp_resolve.h"
 
 /* Where a connection is.  Only READY connections carry traffic. */
 typedef enum bp_rphase {
     BP_R_IDLE = 0,      /* no context; a retry timer may be running */
+    BP_R_RESOLVING,     /* a resolver thread looks the host name up (bp_resolve.h) */
     BP_R_CONNECTING,    /* connect(2) in progress */
     BP_R_HANDSHAKE,     /* AUTH / SELECT / PING sent, replies pending */
     BP_R_READY
@@ -28,7 +30,14 @@ typedef struct bp_rconn {
     int                was_ready;        /* the next READY is a reconnection */
     unsigned           attempt;          /* failures since the last READY: backoff exponent */
     void              *retry_timer;
-    void              *timeout_timer;    /* connect + handshake deadline */
+    void              *timeout_timer;    /* the attempt's deadline: resolve + connect + handshake */
+    bp_resolve_t      *resolve;          /* our hold on the lookup, or NULL; may outlive
+                                            the attempt that started it (see conn_start) */
+    void              *poll_timer;       /* RESOLVING: checks the lookup */
+    unsigned           poll_ms;          /* its next interval */
+    char               addr[BP_RESOLVE_ADDR_MAX];   /* numeric address of this attempt ("" for unix) */
+    int                addr_from_other;  /* the next attempt skips the lookup: addr is the
+                                            other connection's, which just worked */
     char               why[160];         /* last failure (hiredis' or Redis' text), for on_state */
 } bp_rconn_t;
 
@@ -54,6 +63,7 @@ struct bp_redis {
     /* configuration (strings owned) */
     char         *host, *unix_path, *user, *password;
     int           port, db;
+    int           host_is_numeric;  /* no lookup needed (or unix_path) */
     uint64_t      max_pending, backoff_min, backoff_max, connect_timeout;
     int         (*attach)(void *loop_ud, redisAsyncContext *ac);
     uint64_t      rng;
