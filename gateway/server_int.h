@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "backplane.h"
+#include "bp_seq.h"
 #include "config.h"
 #include "envelope.h"
 #include "idmap.h"
@@ -208,6 +209,11 @@ struct wsgw_server {
     char                 node_id[24];
     size_t               node_id_len;
     uint64_t             bp_bad_messages;  /* unparseable payloads from the backplane */
+    uint64_t             bp_lost;    /* other nodes' messages that never arrived (seq gaps) */
+    uint64_t             bp_up_since_ms;   /* when bp_state last became BP_UP */
+    bp_seq_out_t         seq_out;    /* our sequence numbers, per channel published on */
+    bp_seq_in_t          seq_in;     /* other nodes' numbers, per channel received on */
+    uint64_t             seq_unsequenced_logged;
 
     wsgw_target_kind_t   iris_kind;  /* iris_emit_to, parsed; SELF means "backend" */
     const char          *iris_name;  /* room name for WSGW_TO_ROOM */
@@ -286,6 +292,8 @@ int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target
  * ack if `handled` (an on(event) handler took it), else no_backend. */
 int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled);
 const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down" */
+/* From the periodic sweep: trailers and the ageing of sequence numbers. */
+void cluster_sweep(wsgw_server_t *s, uint64_t now_ms);
 /* With Redis: sends the welcome (welcome = 1) or the ack for ack_id once
  * every subscription made so far is confirmed by Redis, and returns 1;
  * returns 0 when the caller should answer now (no Redis, or no id). */
