@@ -203,6 +203,79 @@ def test_client_and_lifecycle_events_reach_backend(gateway_factory, redis_server
     assert disconnect and disconnect[0]["conn"] == conn_id and disconnect[0]["code"] == 1000
 
 
+def backend_events(redis_server):
+    """A backend's subscription to P:events through redis-py."""
+    r = redis_py.Redis(host="127.0.0.1", port=redis_server.port, password=redis_server.password)
+    sub = r.pubsub(ignore_subscribe_messages=True)
+    sub.subscribe("wsgw:events")
+    return sub
+
+
+def events_seen(sub, wait=1.0):
+    out, deadline = [], time.time() + wait
+    while time.time() < deadline:
+        m = sub.get_message(timeout=0.1)
+        if m:
+            out.append(json.loads(m["data"]))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["all", "untargeted"])
+def test_backend_events_all_includes_targeted_emits(gateway_factory, redis_server, mode):
+    g1, g2 = cluster(gateway_factory, redis_server, 2, "--backend-events", mode,
+                     "--emit-targets", "broadcast,all,room,conn")
+    sub = backend_events(redis_server)
+    try:
+        async def main():
+            a = await client(g1, "r")
+            b = await client(g2)
+            await a.send(json.dumps({"op": "emit", "event": "to-room", "to": "room:r", "data": 1, "id": 1}))
+            await a.send(json.dumps({"op": "emit", "event": "to-conn", "to": "conn:" + b.conn_id, "data": 2, "id": 2}))
+            await a.send(json.dumps({"op": "emit", "event": "untargeted", "data": 3, "id": 3}))
+            answers = []
+            while len(answers) < 3:
+                m = await recv_json(a)
+                if "op" in m:
+                    answers.append(m)
+            assert {m["id"] for m in answers if m["op"] == "ack"} == {1, 2, 3}, answers
+            return a.conn_id, b.conn_id
+        a_id, b_id = run(main())
+        seen = {e["event"]: e for e in events_seen(sub)}
+    finally:
+        sub.close()
+    assert seen["untargeted"]["from"] == a_id and "to" not in seen["untargeted"]
+    if mode == "all":
+        assert seen["to-room"]["to"] == "room:r" and seen["to-room"]["from"] == a_id
+        assert seen["to-room"]["data"] == 1
+        assert seen["to-conn"]["to"] == "conn:" + b_id and seen["to-conn"]["data"] == 2
+        assert "seq" not in seen["to-room"]       # P:events is not numbered
+    else:
+        assert "to-room" not in seen and "to-conn" not in seen
+
+
+def test_backend_disconnect_reason_cut_on_a_utf8_boundary(gateway_factory, redis_server):
+    g1, = cluster(gateway_factory, redis_server, 1)
+    async def main():
+        results = []
+        # (reason, as the client must see it, written with JSON escapes)
+        for reason, expect, escaped in (("\u00e9" * 100, "\u00e9" * 61, False),   # 200 bytes: cut to 122, not 123
+                                        ("x" + "\u20ac" * 50, "x" + "\u20ac" * 40, False),  # 3-byte characters
+                                        ("\u00e9" * 100, "\u00e9" * 61, True),    # \u00e9 escapes, decoded
+                                        ('say "bye"', 'say "bye"', True),
+                                        ("a" * 200, "a" * 123, False)):
+            c = await client(g1)
+            payload = json.dumps({"op": "disconnect", "code": 4002, "reason": reason}, ensure_ascii=escaped)
+            redis_server.cli("PUBLISH", "wsgw:conn:" + c.conn_id, payload)
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(c.recv(), 3)
+            results.append((c.close_code, c.close_reason, expect))
+        return results
+    for code, reason, expect in run(main()):
+        assert code == 4002 and reason == expect, (code, reason, expect)
+        assert len(reason.encode()) <= 123
+
+
 def test_event_without_backend_is_an_error(gateway_factory, redis_server):
     g1, = cluster(gateway_factory, redis_server, 1)
     async def main():
