@@ -244,8 +244,8 @@ static void published(void *ud, long receivers, void *privdata)
     wsgw_conn_t *c = idmap_get(&s->by_id, a->conn, strlen(a->conn));
     json_span_t id = { (const uint8_t *)a->id, a->id_len };
     if (c && c->state == CONN_OPEN) {
-        if (receivers == BP_DROPPED && !a->handled)
-            protocol_error(c, id, ENVELOPE_E_UNAVAILABLE,
+        if (receivers == BP_DROPPED && !a->handled)     /* Redis' fault, not the client's */
+            protocol_error_not_yours(c, id, ENVELOPE_E_UNAVAILABLE,
                            a->is_event ? "the backplane is unavailable: no backend received this event"
                                        : "the backplane is unavailable: delivered on this node only");
         else if (a->is_event && receivers == 0 && !a->handled)

@@ -50,7 +50,7 @@ static void protocol_spend_error_budget(wsgw_conn_t *c)
     conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "too many invalid messages");
 }
 
-void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
+void protocol_error_not_yours(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
 {
     wsgw_server_t *s = c->srv;
     s->metrics.envelope_errors++;
@@ -59,6 +59,11 @@ void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const 
     wsgw_block_t *b = emit_reply_block(s, envelope_error_size(id, code, message), &p);
     envelope_error_write(id, code, message, p);
     emit_reply(c, b);
+}
+
+void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
+{
+    protocol_error_not_yours(c, id, code, message);
     protocol_spend_error_budget(c);
 }
 

@@ -320,5 +320,8 @@ void protocol_ack(wsgw_conn_t *c, json_span_t id);
 void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len);
 void protocol_iris_open(wsgw_conn_t *c);
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
+/* The same error envelope for a fault that is not the client's (the
+ * backplane is unavailable): it does not spend the error budget. */
+void protocol_error_not_yours(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
 
 #endif

@@ -418,6 +418,58 @@ def test_redis_restart_in_the_middle_of_traffic_losses_are_counted(gateway_facto
     assert m1["wsgw_backplane_up"] == 1 and m2["wsgw_backplane_up"] == 1
 
 
+def test_publishes_refused_at_once_are_not_counted_lost(gateway_factory, redis_server):
+    """While Redis is away, publishes past redis_max_pending are refused at
+    once (answered "unavailable", counted in wsgw_backplane_dropped_total):
+    they take no sequence number, so the receiving node does not count them
+    lost a second time; the held ones it missed, it counts."""
+    g1, g2 = cluster(gateway_factory, redis_server, 2, "--redis-max-pending", "64KiB")
+    pad = "x" * 1000
+    async def main():
+        a = await client(g1, "r")
+        b = await client(g2, "r")
+
+        async def answer():                # a's acks and errors, past its own deliveries
+            while True:
+                m = await recv_json(a, timeout=15)
+                if "op" in m:
+                    return m
+        await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:r", "data": ["before"], "id": "b"}))
+        assert (await recv_json(b, timeout=5))["data"] == ["before"]
+        assert await answer() == {"op": "ack", "id": "b"}
+        redis_server.kill()
+        await asyncio.sleep(0.3)
+        for i in range(100):
+            await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:r", "data": [i, pad], "id": i}))
+        answers = {}
+        while len([k for k in answers if answers[k]["op"] == "error"]) < 30:
+            m = await answer()
+            answers[m["id"]] = m
+        redis_server.start()
+        while len(answers) < 100:
+            m = await answer()
+            answers[m["id"]] = m
+        wait_backplane_up(g2, 15)
+        await a.send(json.dumps({"op": "emit", "event": "e", "to": "room:r", "data": ["after"], "id": "z"}))
+        got = []
+        while True:
+            d = (await recv_json(b, timeout=5))["data"]
+            if d == ["after"]:
+                break
+            got.append(d[0])
+        return answers, got
+    answers, got = run(main(), timeout=60)
+    refused = [i for i, m in answers.items() if m["op"] == "error"]
+    acked = [i for i, m in answers.items() if m["op"] == "ack"]
+    assert all(answers[i]["code"] == "unavailable" for i in refused)
+    assert len(refused) >= 30 and acked, (len(refused), len(acked))
+    assert not set(got) & set(refused)
+    missed = len(set(acked) - set(got))
+    m1, m2 = g1.metrics(), g2.metrics()
+    assert m1["wsgw_backplane_dropped_total"] >= len(refused)
+    assert m2["wsgw_backplane_lost_total"] == missed, (m2["wsgw_backplane_lost_total"], missed, len(refused))
+
+
 def test_redis_password_and_unix_socket(gateway_factory, tmp_path):
     from conftest import Redis
     (tmp_path / "pw").mkdir()
