@@ -108,9 +108,16 @@ typedef struct bp_stats {
 
 /* Publishes payload on channel.  `cb` (may be NULL) is called exactly once,
  * later, never inside this call: with the receiver count, or BP_DROPPED.
- * Messages published by one process are sent in call order. */
-void bp_publish(bp_t *bp, const char *channel, size_t channel_len,
-                const uint8_t *payload, size_t len, bp_publish_cb cb, void *privdata);
+ * Messages published by one process are sent in call order.
+ * Returns 0 when the publish was taken (sent, or held until the connection
+ * is back), BP_REFUSED when it was dropped at once (the buffer is full, or
+ * the backplane is being freed): nothing of it will reach Redis, and the
+ * callback still gets BP_DROPPED later.  A publish that was taken can
+ * still end in BP_DROPPED (see "Faults" above): then it may or may not
+ * have reached Redis. */
+#define BP_REFUSED (-1)
+int bp_publish(bp_t *bp, const char *channel, size_t channel_len,
+               const uint8_t *payload, size_t len, bp_publish_cb cb, void *privdata);
 
 void bp_subscribe(bp_t *bp, const char *channel, size_t channel_len);
 void bp_unsubscribe(bp_t *bp, const char *channel, size_t channel_len);

@@ -95,13 +95,19 @@ void bp_emit_state(bp_t *bp, bp_state_t s, const char *why)
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
-void bp_publish(bp_t *bp, const char *channel, size_t channel_len,
-                const uint8_t *payload, size_t len, bp_publish_cb cb, void *privdata)
+int bp_publish(bp_t *bp, const char *channel, size_t channel_len,
+               const uint8_t *payload, size_t len, bp_publish_cb cb, void *privdata)
 {
     /* During bp_free (a publish callback publishing again) there is no later
      * in which a callback could run: the publish is ignored. */
-    if (!bp || bp->freeing) return;
+    if (!bp || bp->freeing) return BP_REFUSED;
+    /* An implementation counts a publish it refuses at once in
+     * publish_dropped before returning (and owes the callback for later);
+     * nothing else can be counted during the call, since neither
+     * implementation does I/O or runs callbacks inside it. */
+    uint64_t dropped = bp->stats.publish_dropped;
     bp->vt->publish(bp, channel, channel_len, payload, len, cb, privdata);
+    return bp->stats.publish_dropped != dropped ? BP_REFUSED : 0;
 }
 
 void bp_flush(bp_t *bp)

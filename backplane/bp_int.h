@@ -35,7 +35,9 @@ typedef struct bp_chan {
 } bp_chan_t;
 
 typedef struct bp_vtable {
-    /* bp_publish() after the generic checks (not freeing). */
+    /* bp_publish() after the generic checks (not freeing).  A publish
+     * refused at once is counted in stats.publish_dropped before this
+     * returns: that is how bp_publish() knows to return BP_REFUSED. */
     void (*publish)(bp_t *bp, const char *channel, size_t channel_len,
                     const uint8_t *payload, size_t len, bp_publish_cb cb, void *privdata);
     /* ch->refs went 0 -> 1 or 1 -> 0.  Called inside bp_(un)subscribe. */

@@ -172,7 +172,8 @@ static void auth_leave_forbidden_rooms(wsgw_conn_t *c)
         char msg[ENVELOPE_ROOM_NAME_MAX + 64];
         snprintf(msg, sizeof msg, "left room %s: the refreshed token does not allow it", r->name);
         rooms_leave(&c->srv->rooms, &c->member, r->name, r->name_len);   /* may free r */
-        protocol_notice(c, ENVELOPE_E_FORBIDDEN, msg);
+        json_span_t none = { NULL, 0 };
+        protocol_error_not_yours(c, none, ENVELOPE_E_FORBIDDEN, msg);
     }
 }
 

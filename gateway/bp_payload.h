@@ -16,14 +16,21 @@
 
 /* Raw value spans (len 0 when absent); a repeated member keeps the last. */
 typedef struct bp_payload {
-    json_span_t event, data, from, to, except, node, op, room, code, reason;
+    json_span_t event, data, from, to, except, node, op, room, code, reason, seq;
 } bp_payload_t;
 
-/* 1 when p[0..len) is a JSON object (members filled), else 0. */
+/* 1 when p[0..len) is valid UTF-8 and a JSON object (members filled),
+ * else 0. */
 int bp_payload_parse(const uint8_t *p, size_t len, bp_payload_t *out);
 
 /* The content of a JSON string value written without escapes (ids, rooms,
  * ops): 1 and *out set, or 0 when v is not such a string. */
 int bp_plain_string(json_span_t v, json_span_t *out);
+
+/* A node's sequence number (bp_seq.h): a JSON integer 1 .. 2^53 - 1 written
+ * in plain digits (no sign, fraction, exponent or leading zero).  1 and
+ * *out set, or 0 (absent or anything else: the payload is then taken as
+ * unnumbered, as a backend's is). */
+int bp_payload_seq(json_span_t v, uint64_t *out);
 
 #endif

@@ -14,10 +14,15 @@
  * them with "node":<its id>; it ignores that id when Redis echoes them
  * back, so nothing is delivered twice.  With the in-process backplane
  * (no redis_url) there is no other node, so nothing is published.
+ *
+ * Deliveries a node publishes also carry "seq":N, numbered per channel, and
+ * a channel gone quiet gets a trailer {"node":..,"seq":N}: a receiver counts
+ * the gaps as lost (bp_seq.h; wsgw_backplane_lost_total).
  */
 #include <ev.h>
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,23 +101,60 @@ static void room_destroyed(wsgw_room_t *r, void *ud)
 {
     wsgw_server_t *s = ud;
     char ch[CHANNEL_MAX];
-    bp_unsubscribe(s->bp, ch, channel(s, ch, "room", r->name, r->name_len));
+    size_t chlen = channel(s, ch, "room", r->name, r->name_len);
+    bp_unsubscribe(s->bp, ch, chlen);
+    bp_seq_in_forget(&s->seq_in, ch, chlen);     /* what we no longer hear is not lost */
 }
 
 /* ---- payloads out --------------------------------------------------------------------- */
 
-/* {"event":..,"data":..,"from":..,"to":..,"node":"<us>"}: the delivery
- * envelope with our node id, so we can recognise our own echo. */
-static void payload_delivery(const wsgw_server_t *s, const envelope_delivery_t *d, ws_buf_t *out)
+/* {"event":..,"data":..,"from":..,"to":..,"node":"<us>","seq":N}: the
+ * delivery envelope with our node id, so we can recognise our own echo,
+ * and the channel's sequence number (none when seq is 0). */
+static void payload_delivery(const wsgw_server_t *s, const envelope_delivery_t *d, uint64_t seq,
+                             ws_buf_t *out)
 {
     size_t n = envelope_delivery_size(d);
-    uint8_t *p = ws_buf_reserve(out, n + 16 + s->node_id_len);
+    uint8_t *p = ws_buf_reserve(out, n + 16 + s->node_id_len + 28);
     envelope_delivery_write(d, p);
     p += n - 1;                                   /* over the closing brace */
     memcpy(p, ",\"node\":\"", 9); p += 9;
     memcpy(p, s->node_id, s->node_id_len); p += s->node_id_len;
-    memcpy(p, "\"}", 2); p += 2;
+    *p++ = '"';
+    if (seq) p += sprintf((char *)p, ",\"seq\":%" PRIu64, seq);   /* at most 7 + 16 bytes */
+    *p++ = '}';
     out->len += (size_t)(p - (out->data + out->len));
+}
+
+/* A trailer: {"node":"<us>","seq":N} repeating the last number published
+ * on ch, sent once when ch has gone quiet, so that a receiver that lost
+ * the end of a burst sees the gap (bp_seq.h). */
+static void send_trailer(void *ud, const char *ch, size_t chlen, uint64_t seq)
+{
+    wsgw_server_t *s = ud;
+    char buf[96];
+    int n = snprintf(buf, sizeof buf, "{\"node\":\"%s\",\"seq\":%" PRIu64 "}", s->node_id, seq);
+    if (n > 0 && (size_t)n < sizeof buf)
+        bp_publish(s->bp, ch, chlen, (const uint8_t *)buf, (size_t)n, NULL, NULL);
+}
+
+/* Bound of the publisher's table of sequence numbers: a channel published
+ * on in the last BP_SEQ_OUT_IDLE_MS costs ~150 bytes; a client emitting to
+ * many connection ids cannot make it grow past ~10 MB. */
+#define SEQ_OUT_MAX_CHANNELS 65536
+
+void cluster_sweep(wsgw_server_t *s, uint64_t now_ms)
+{
+    if (!s->bp_remote) return;
+    bp_seq_out_sweep(&s->seq_out, now_ms, s->bp_up_since_ms,
+                     s->bp_state == BP_UP ? send_trailer : NULL, s);
+    bp_seq_in_sweep(&s->seq_in, now_ms);
+    if (s->seq_out.unsequenced != s->seq_unsequenced_logged) {
+        wsgw_log(WSGW_LOG_WARN, "backplane_seq_full",
+                 "published=%" PRIu64 " reason=\"%d channels numbered: published without seq, a loss of these is not detected\"",
+                 s->seq_out.unsequenced - s->seq_unsequenced_logged, SEQ_OUT_MAX_CHANNELS);
+        s->seq_unsequenced_logged = s->seq_out.unsequenced;
+    }
 }
 
 static void put_lit(ws_buf_t *b, const char *lit)
@@ -202,8 +244,8 @@ static void published(void *ud, long receivers, void *privdata)
     wsgw_conn_t *c = idmap_get(&s->by_id, a->conn, strlen(a->conn));
     json_span_t id = { (const uint8_t *)a->id, a->id_len };
     if (c && c->state == CONN_OPEN) {
-        if (receivers == BP_DROPPED && !a->handled)
-            protocol_error(c, id, ENVELOPE_E_UNAVAILABLE,
+        if (receivers == BP_DROPPED && !a->handled)     /* Redis' fault, not the client's */
+            protocol_error_not_yours(c, id, ENVELOPE_E_UNAVAILABLE,
                            a->is_event ? "the backplane is unavailable: no backend received this event"
                                        : "the backplane is unavailable: delivered on this node only");
         else if (a->is_event && receivers == 0 && !a->handled)
@@ -214,20 +256,49 @@ static void published(void *ud, long receivers, void *privdata)
     ws_xfree(a);
 }
 
+/* A client's emit for backends on P:events: the delivery as clients see it
+ * ("to" absent for an emit without one), our node id, the user. */
+static void publish_for_backends(wsgw_server_t *s, const wsgw_conn_t *c, const envelope_delivery_t *d,
+                                 pending_ack_t *a)
+{
+    ws_buf_t payload = {0};
+    payload_delivery(s, d, 0, &payload);
+    const char *user = conn_user(c);
+    if (user) {                                   /* the authenticated user, for backends */
+        payload.len--;                            /* over the closing brace */
+        put_member(&payload, "user", user, strlen(user));
+        put_lit(&payload, "}");
+    }
+    char ch[CHANNEL_MAX];
+    size_t chlen = channel(s, ch, "events", NULL, 0);
+    bp_publish(s->bp, ch, chlen, payload.data, payload.len, published, a);
+    ws_buf_free(&payload);
+}
+
 int cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
                              const char *name, size_t name_len, const envelope_delivery_t *d,
                              json_span_t ack_id)
 {
-    if (!s->bp_remote || kind == WSGW_TO_SELF) return 0;
+    if (!s->bp_remote) return 0;
+    /* backend_events = all: backends see targeted emits too, whatever the
+     * target, before and apart from their delivery (the sender's ack
+     * follows the delivery's publish, or comes at once, as without). */
+    if (sender && s->cfg->backend_events == WSGW_BACKEND_EVENTS_ALL)
+        publish_for_backends(s, sender, d, NULL);
+    if (kind == WSGW_TO_SELF) return 0;
     if (kind == WSGW_TO_CONN && idmap_get(&s->by_id, name, name_len)) return 0;  /* it is here */
     char ch[CHANNEL_MAX];
     size_t chlen = kind == WSGW_TO_ROOM ? channel(s, ch, "room", name, name_len)
                  : kind == WSGW_TO_CONN ? channel(s, ch, "conn", name, name_len)
                                         : channel(s, ch, "all", NULL, 0);
     ws_buf_t payload = {0};
-    payload_delivery(s, d, &payload);
+    uint64_t seq = bp_seq_out_next(&s->seq_out, ch, chlen, wsgw_now_ms(s));
+    payload_delivery(s, d, seq, &payload);
     pending_ack_t *a = pending_ack_new(s, sender, ack_id);
-    bp_publish(s->bp, ch, chlen, payload.data, payload.len, published, a);
+    /* Refused at once: it never reaches Redis, so its number is given back
+     * and no receiver counts it lost (wsgw_backplane_dropped_total has it). */
+    if (bp_publish(s->bp, ch, chlen, payload.data, payload.len, published, a) == BP_REFUSED)
+        bp_seq_out_unused(&s->seq_out, ch, chlen, seq);
     ws_buf_free(&payload);
     return a != NULL;
 }
@@ -241,20 +312,9 @@ int cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled)
         .from = { (const uint8_t *)c->id, c->id_len },
         .to = ENVELOPE_TO_BACKEND,
     };
-    ws_buf_t payload = {0};
-    payload_delivery(s, &d, &payload);
-    const char *user = conn_user(c);
-    if (user) {                                   /* the authenticated user, for backends */
-        payload.len--;                            /* over the closing brace */
-        put_member(&payload, "user", user, strlen(user));
-        put_lit(&payload, "}");
-    }
-    char ch[CHANNEL_MAX];
-    size_t chlen = channel(s, ch, "events", NULL, 0);
     pending_ack_t *a = pending_ack_new(s, c, m->id);
     if (a) { a->is_event = 1; a->handled = (uint8_t)handled; }
-    bp_publish(s->bp, ch, chlen, payload.data, payload.len, published, a);
-    ws_buf_free(&payload);
+    publish_for_backends(s, c, &d, a);
     /* Without an id there is nothing to answer later: the caller decides. */
     return a != NULL;
 }
@@ -303,7 +363,9 @@ void cluster_conn_closed(wsgw_conn_t *c)
     wsgw_server_t *s = c->srv;
     char ch[CHANNEL_MAX], code[16];
     if (!s->bp_remote) return;
-    bp_unsubscribe(s->bp, ch, channel(s, ch, "conn", c->id, c->id_len));
+    size_t chlen = channel(s, ch, "conn", c->id, c->id_len);
+    bp_unsubscribe(s->bp, ch, chlen);
+    bp_seq_in_forget(&s->seq_in, ch, chlen);
     if (!s->cfg->lifecycle_events) return;
     ws_buf_t b = {0};
     put_lit(&b, "{\"op\":\"disconnect\"");
@@ -323,20 +385,44 @@ static void bad_payload(wsgw_server_t *s, const char *channel_name, size_t chlen
              (int)(chlen > 200 ? 200 : chlen), channel_name, why);
 }
 
+/* A close frame carries at most 123 bytes of reason (RFC 6455 5.5: 125
+ * bytes of payload, 2 of them the code). */
+#define CLOSE_REASON_MAX 123
+
+/* The reason of a disconnect op, decoded and cut to CLOSE_REASON_MAX bytes
+ * on a UTF-8 boundary (a cut character would make the close frame invalid
+ * UTF-8 and the client fail the connection with 1007) into
+ * why[0..CLOSE_REASON_MAX + 1): its length, 0 without a reason, SIZE_MAX
+ * when it is not a string or not valid UTF-8. */
+static size_t close_reason(json_span_t v, char *why)
+{
+    if (!v.len) return 0;
+    if (v.len < 2 || v.p[0] != '"') return SIZE_MAX;
+    /* One byte past the limit, to see whether the character at the limit
+     * is whole. */
+    size_t n = json_str_unescape_prefix(v.p + 1, v.len - 2, (uint8_t *)why, CLOSE_REASON_MAX + 1);
+    if (n > CLOSE_REASON_MAX) {
+        n = CLOSE_REASON_MAX;
+        while (n > 0 && ((uint8_t)why[n] & 0xC0) == 0x80) n--;   /* back to a lead byte */
+    }
+    return ws_utf8_is_valid((const uint8_t *)why, n) ? n : SIZE_MAX;
+}
+
 /* Control ops for one connection: {"op":"join"|"leave","room":".."},
  * {"op":"disconnect","code":4000,"reason":".."}.  Backends are trusted: no
  * join_rooms check, but the room-name rules and limits hold. */
 static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const bp_payload_t *in,
                             const char *chname, size_t chlen)
 {
-    json_span_t op, room, reason = { NULL, 0 };
+    json_span_t op, room;
     if (!bp_plain_string(in->op, &op)) { bad_payload(s, chname, chlen, "op is not a plain string"); return; }
     if (op.len == 10 && memcmp(op.p, "disconnect", 10) == 0) {
         unsigned long code = 1000;
         if (in->code.len) code = strtoul((const char *)in->code.p, NULL, 10);
-        char why[124] = "";
-        if (in->reason.len && bp_plain_string(in->reason, &reason))
-            snprintf(why, sizeof why, "%.*s", (int)(reason.len > 123 ? 123 : reason.len), reason.p);
+        char why[CLOSE_REASON_MAX + 2];
+        size_t n = close_reason(in->reason, why);
+        if (n == SIZE_MAX) { bad_payload(s, chname, chlen, "disconnect reason is not a UTF-8 string"); n = 0; }
+        why[n] = '\0';
         wsgw_disconnect(c, (uint16_t)(code > 4999 ? 1000 : code), why);
         return;
     }
@@ -352,6 +438,20 @@ static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const bp_payload_t
     else rooms_leave(&s->rooms, &c->member, (const char *)room.p, room.len);
 }
 
+/* A numbered payload from another node: count what went missing before it. */
+static void inbound_seq(wsgw_server_t *s, const char *ch, size_t chlen, json_span_t node,
+                        uint64_t seq, int trailer)
+{
+    uint64_t missing = bp_seq_in_check(&s->seq_in, ch, chlen, (const char *)node.p, node.len,
+                                       seq, trailer, wsgw_now_ms(s));
+    if (!missing) return;
+    s->bp_lost += missing;
+    wsgw_log(WSGW_LOG_WARN, "backplane_lost", "node=%.*s channel=%.*s missing=%" PRIu64
+             " reason=\"seq jumped to %" PRIu64 "%s: lost between Redis and this node\"",
+             (int)(node.len > 64 ? 64 : node.len), (const char *)node.p,
+             (int)(chlen > 200 ? 200 : chlen), ch, missing, seq, trailer ? " (trailer)" : "");
+}
+
 static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *payload, size_t len)
 {
     wsgw_server_t *s = ud;
@@ -360,10 +460,10 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     const char *kind = ch + plen + 1;
     size_t klen = chlen - plen - 1;
     bp_payload_t in;
-    if (!bp_payload_parse(payload, len, &in)) { bad_payload(s, ch, chlen, "not a JSON object"); return; }
+    if (!bp_payload_parse(payload, len, &in)) { bad_payload(s, ch, chlen, "not a JSON object in UTF-8"); return; }
     json_span_t node;
-    if (in.node.len && bp_plain_string(in.node, &node) && node.len == s->node_id_len &&
-        memcmp(node.p, s->node_id, node.len) == 0)
+    int has_node = in.node.len && bp_plain_string(in.node, &node);
+    if (has_node && node.len == s->node_id_len && memcmp(node.p, s->node_id, node.len) == 0)
         return;                                   /* our own message, delivered already */
 
     wsgw_target_kind_t target;
@@ -379,6 +479,12 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
         target = WSGW_TO_CONN; name = kind + 5; name_len = klen - 5;
     } else {
         return;                                   /* not a channel we deliver from */
+    }
+    uint64_t seq;
+    if (has_node && bp_payload_seq(in.seq, &seq)) {
+        int trailer = !in.event.len && !in.op.len;
+        inbound_seq(s, ch, chlen, node, seq, trailer);
+        if (trailer) return;
     }
     if (in.op.len) {
         wsgw_conn_t *c = target == WSGW_TO_CONN ? idmap_get(&s->by_id, name, name_len) : NULL;
@@ -410,6 +516,7 @@ static void on_state(void *ud, bp_state_t state, const char *why)
     wsgw_server_t *s = ud;
     /* The backplane reports a change of state, or a new reason while down
      * (a wrong password, a refused connection): each is worth a line. */
+    if (state == BP_UP && s->bp_state != BP_UP) s->bp_up_since_ms = wsgw_now_ms(s);
     s->bp_state = state;
     wsgw_log(state == BP_UP ? WSGW_LOG_INFO : WSGW_LOG_WARN, "backplane", "state=%s reason=\"%s\"",
              bp_state_name(state), why ? why : "");
@@ -445,6 +552,7 @@ int cluster_init(wsgw_server_t *s, char *err, size_t errlen)
     s->bp = bp_redis_new(&rc, &cb, &loop, err, errlen);
     if (!s->bp) return -1;
     s->bp_remote = 1;
+    s->seq_out.max_channels = SEQ_OUT_MAX_CHANNELS;
     s->rooms.on_room_created = room_created;
     s->rooms.on_room_destroyed = room_destroyed;
     s->rooms.hook_ud = s;
@@ -460,6 +568,8 @@ void cluster_free(wsgw_server_t *s)
 {
     if (s->bp) bp_free(s->bp);
     s->bp = NULL;
+    bp_seq_out_free(&s->seq_out);
+    bp_seq_in_free(&s->seq_in);
 }
 
 const char *cluster_health(const wsgw_server_t *s)

@@ -351,6 +351,19 @@ int json_str_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
     }
 }
 
+size_t json_str_unescape_prefix(const uint8_t *raw, size_t len, uint8_t *dst, size_t cap)
+{
+    size_t i = 0, n = 0;
+    uint8_t tmp[4];
+    while (i < len) {
+        size_t k = str_next(raw, len, &i, tmp);
+        if (cap - n < k) break;
+        memcpy(dst + n, tmp, k);
+        n += k;
+    }
+    return n;
+}
+
 size_t json_str_unescape(const uint8_t *raw, size_t len, uint8_t *dst, size_t cap)
 {
     size_t i = 0, n = 0;

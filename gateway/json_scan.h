@@ -106,4 +106,9 @@ int json_str_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
  * SIZE_MAX when it does not fit (dst then holds a partial result). */
 size_t json_str_unescape(const uint8_t *raw, size_t len, uint8_t *dst, size_t cap);
 
+/* Decodes as much of raw[0..len) as fits in dst[0..cap), never splitting
+ * an escape, and returns the decoded length (a raw multi-byte character
+ * may be cut: the caller trims to a UTF-8 boundary if it needs one). */
+size_t json_str_unescape_prefix(const uint8_t *raw, size_t len, uint8_t *dst, size_t cap);
+
 #endif

@@ -81,10 +81,11 @@ void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf
     metric(out, "wsgw_backplane_remote", "gauge", "1 when the backplane is Redis, 0 when in-process.", g->backplane_remote);
     metric(out, "wsgw_backplane_up", "gauge", "1 when the backplane is connected with every subscription restored.", g->backplane_up);
     metric(out, "wsgw_backplane_published_total", "counter", "Messages published and acknowledged by the backplane.", g->backplane_published);
-    metric(out, "wsgw_backplane_dropped_total", "counter", "Publishes dropped: backplane away past redis_max_pending.", g->backplane_dropped);
+    metric(out, "wsgw_backplane_dropped_total", "counter", "Publishes this node gave up on: refused at once (backplane away past redis_max_pending), refused by Redis, or unanswered when the connection dropped (those may have reached Redis).", g->backplane_dropped);
     metric(out, "wsgw_backplane_pending_bytes", "gauge", "Publish bytes waiting for the backplane.", g->backplane_pending_bytes);
     metric(out, "wsgw_backplane_received_total", "counter", "Messages received from the backplane.", g->backplane_received);
     metric(out, "wsgw_backplane_reconnects_total", "counter", "Reconnections to the backplane after a loss.", g->backplane_reconnects);
     metric(out, "wsgw_backplane_subscriptions", "gauge", "Channels subscribed on the backplane.", g->backplane_subscriptions);
     metric(out, "wsgw_backplane_bad_messages_total", "counter", "Backplane payloads that could not be used (logged).", g->backplane_bad_messages);
+    metric(out, "wsgw_backplane_lost_total", "counter", "Messages other nodes published on a channel this node subscribes to that never arrived: gaps in their sequence numbers (logged).", g->backplane_lost);
 }

@@ -80,6 +80,7 @@ typedef struct wsgw_gauges {
     uint64_t backplane_reconnects;
     uint64_t backplane_subscriptions;
     uint64_t backplane_bad_messages;
+    uint64_t backplane_lost;        /* seq gaps: other nodes' messages that never arrived */
 } wsgw_gauges_t;
 
 const char *wsgw_hs_fail_name(wsgw_hs_fail_t f);

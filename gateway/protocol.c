@@ -51,7 +51,7 @@ static void protocol_spend_error_budget(wsgw_conn_t *c)
     conn_fail(c, WS_CLOSE_POLICY_VIOLATION, "too many invalid messages");
 }
 
-static void protocol_send_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
+void protocol_error_not_yours(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
 {
     wsgw_server_t *s = c->srv;
     s->metrics.envelope_errors[code]++;
@@ -64,14 +64,8 @@ static void protocol_send_error(wsgw_conn_t *c, json_span_t id, envelope_code_t 
 
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message)
 {
-    protocol_send_error(c, id, code, message);
+    protocol_error_not_yours(c, id, code, message);
     protocol_spend_error_budget(c);
-}
-
-void protocol_notice(wsgw_conn_t *c, envelope_code_t code, const char *message)
-{
-    json_span_t none = { NULL, 0 };
-    protocol_send_error(c, none, code, message);
 }
 
 static int room_permitted(const wsgw_config_t *cfg, const char *name)

@@ -173,6 +173,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (s->cfg->conn_rate_per_ip || s->cfg->max_conns_per_ip)
         ip_table_sweep(&s->ips, s->cfg->conn_rate_per_ip, s->cfg->conn_rate_per_ip_burst, now);
+    cluster_sweep(s, now);
 }
 
 /* The sweep runs often enough for the shortest configured timeout. */
@@ -474,4 +475,5 @@ void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g)
         g->backplane_subscriptions = st.subscriptions;
     }
     g->backplane_bad_messages = s->bp_bad_messages;
+    g->backplane_lost = s->bp_lost;
 }

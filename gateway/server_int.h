@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "backplane.h"
+#include "bp_seq.h"
 #include "cidr.h"
 #include "config.h"
 #include "envelope.h"
@@ -217,6 +218,11 @@ struct wsgw_server {
     char                 node_id[24];
     size_t               node_id_len;
     uint64_t             bp_bad_messages;  /* unparseable payloads from the backplane */
+    uint64_t             bp_lost;    /* other nodes' messages that never arrived (seq gaps) */
+    uint64_t             bp_up_since_ms;   /* when bp_state last became BP_UP */
+    bp_seq_out_t         seq_out;    /* our sequence numbers, per channel published on */
+    bp_seq_in_t          seq_in;     /* other nodes' numbers, per channel received on */
+    uint64_t             seq_unsequenced_logged;
 
     wsgw_target_kind_t   iris_kind;  /* iris_emit_to, parsed; SELF means "backend" */
     const char          *iris_name;  /* room name for WSGW_TO_ROOM */
@@ -295,6 +301,8 @@ int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target
  * ack if `handled` (an on(event) handler took it), else no_backend. */
 int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled);
 const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down" */
+/* From the periodic sweep: trailers and the ageing of sequence numbers. */
+void cluster_sweep(wsgw_server_t *s, uint64_t now_ms);
 /* With Redis: sends the welcome (welcome = 1) or the ack for ack_id once
  * every subscription made so far is confirmed by Redis, and returns 1;
  * returns 0 when the caller should answer now (no Redis, or no id). */
@@ -321,8 +329,9 @@ void protocol_ack(wsgw_conn_t *c, json_span_t id);
 void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len);
 void protocol_iris_open(wsgw_conn_t *c);
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
-/* The same envelope for what the server did, not what the client sent:
- * counted, but it spends no error budget. */
-void protocol_notice(wsgw_conn_t *c, envelope_code_t code, const char *message);
+/* The same error envelope for what is not the client's fault (the
+ * backplane is unavailable, a refreshed token took rooms away): counted,
+ * but it does not spend the error budget. */
+void protocol_error_not_yours(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
 
 #endif

@@ -23,7 +23,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(p.event, data, size); check(p.data, data, size); check(p.from, data, size);
     check(p.to, data, size);    check(p.except, data, size); check(p.node, data, size);
     check(p.op, data, size);    check(p.room, data, size); check(p.code, data, size);
-    check(p.reason, data, size);
+    check(p.reason, data, size); check(p.seq, data, size);
+    uint64_t seq;
+    if (bp_payload_seq(p.seq, &seq) && (seq == 0 || seq > 9007199254740991ull)) abort();
     if (p.event.len >= 2 && p.event.p[0] == '"') {
         uint8_t buf[256];
         (void)json_str_unescape(p.event.p + 1, p.event.len - 2, buf, sizeof buf);

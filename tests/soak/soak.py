@@ -28,11 +28,15 @@ receivers* are the normal clients that were subscribed to its target when it
 was sent (room: join acked before the send; broadcast/all/conn: welcome
 received before the send) and stayed connected and subscribed until GRACE
 seconds after its ack.  Each expected receiver must get it once.  A miss is:
-  - "lost during backplane outage (allowed)" when sender and receiver are on
-    different workers (or one is unknown) and the emit was sent or acked
-    while the backplane was not up on either worker: the scheduled fault
-    windows, widened to what /healthz polling of each worker showed (Redis
-    pub/sub is at-most-once);
+  - "lost in the backplane, counted" when sender and receiver are on
+    different workers (or one is unknown) and the receiving worker's
+    wsgw_backplane_lost_total (gaps in the sending worker's per-channel
+    seq, docs/protocol.md) is at least the number of messages that worker's
+    clients missed; else every such miss of that worker is "NOT counted", a
+    failure (Redis pub/sub is at-most-once: a loss is allowed, an uncounted
+    one is not).  Each miss is also marked in losses.tsv with whether it
+    falls in a fault window (the scheduled faults, widened to what /healthz
+    polling of each worker showed);
   - "dropped by the gateway" when the receiver was later cut off as a slow
     consumer (it needs wsgw_slow_consumer_closes_total > 0);
   - otherwise unexplained: a failure.
@@ -1497,7 +1501,21 @@ def windows():
 LOSS_LOG = []
 
 
+CAT_SLOW = "dropped: receiver cut off as a slow consumer"
+CAT_COUNTED = "lost in the backplane, counted (wsgw_backplane_lost_total)"
+CAT_UNCOUNTED = "lost in the backplane, NOT counted by the receiving worker"
+CAT_UNEXPLAINED = "unexplained"
+LOST_BY_WORKER = []    # report lines: receiving worker, messages missed, its lost counter
+
+
 def classify(wins):
+    """Each missed delivery gets a category.  A miss between workers must
+    be matched by the receiving worker's wsgw_backplane_lost_total (gaps in
+    the sender's per-channel seq; docs/protocol.md, "Sequence numbers and
+    loss counting"): per receiving worker, the messages it missed (one per
+    message, however many of its clients missed it: the counter counts
+    messages) may not exceed its counter.  Publisher drops do not come in:
+    an accepted emit was acked, so Redis took its PUBLISH."""
     cats = collections.Counter()
     examples = collections.defaultdict(list)
     allw = merge([tuple(x) for ws in wins.values() for x in ws])
@@ -1506,23 +1524,40 @@ def classify(wins):
         ws = wins.get(pid) if pid is not None else allw
         return any(a <= t <= b for a, b in (ws or allw))
 
+    first = []
+    missed_msgs = collections.defaultdict(set)      # receiving worker -> mids
     for (mid, sidx, ridx, target, ts, ta) in LOSSES.values():
         s, r = CLIENTS[sidx], CLIENTS[ridx]
         cross = s.pid is None or r.pid is None or s.pid != r.pid
         if r.unexpected and r.unexpected[1] == 1008:
-            cat = "dropped: receiver cut off as a slow consumer"
-        elif cross and any(inwin(t, p) for t in (ts, ta) for p in (s.pid, r.pid)):
-            cat = "lost during backplane outage (allowed)"
+            cat = CAT_SLOW
+        elif cross:
+            cat = None                               # decided below, per receiving worker
+            missed_msgs[r.pid].add(mid)
         else:
-            cat = "unexplained"
+            cat = CAT_UNEXPLAINED
+        first.append((cat, mid, s, r, target, ts, ta))
+    total_lost = sum(m.get("wsgw_backplane_lost_total", 0) for m in METRICS.values())
+    counted_ok = {}
+    for pid, mids in sorted(missed_msgs.items(), key=lambda kv: str(kv[0])):
+        # A receiver whose worker is unknown: against every worker's count.
+        lost = total_lost if pid is None else METRICS.get(pid, {}).get("wsgw_backplane_lost_total", 0)
+        counted_ok[pid] = len(mids) <= lost
+        LOST_BY_WORKER.append("worker %s: missed %d messages from other workers, wsgw_backplane_lost_total %d%s"
+                              % (pid, len(mids), lost, "" if counted_ok[pid] else "  <-- NOT all counted"))
+    for cat, mid, s, r, target, ts, ta in first:
+        if cat is None:
+            cat = CAT_COUNTED if counted_ok[r.pid] else CAT_UNCOUNTED
         cats[cat] += 1
-        LOSS_LOG.append("%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%s" % (
+        fault = any(inwin(t, p) for t in (ts, ta) for p in (s.pid, r.pid))
+        LOSS_LOG.append("%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%s\t%s" % (
             cat, mid, target, s.conn_id, r.conn_id, s.pid, r.pid, rel(ts), rel(ta),
-            "%.3f" % rel(r.t_close) if r.t_close else "-"))
+            "%.3f" % rel(r.t_close) if r.t_close else "-", "yes" if fault else "no"))
         if len(examples[cat]) < 8:
-            examples[cat].append("mid %d %s -> %s (%s, workers %s -> %s) sent %.2fs acked %.2fs, receiver closed %s"
+            examples[cat].append("mid %d %s -> %s (%s, workers %s -> %s) sent %.2fs acked %.2fs, receiver closed %s%s"
                                  % (mid, s.conn_id, r.conn_id, target, s.pid, r.pid, rel(ts), rel(ta),
-                                    "%.2fs" % rel(r.t_close) if r.t_close else "at the end"))
+                                    "%.2fs" % rel(r.t_close) if r.t_close else "at the end",
+                                    ", in a fault window" if fault else ""))
     return cats, examples
 
 
@@ -1626,7 +1661,7 @@ async def run_all():
     with open(os.path.join(OUT, "nonreaders.txt"), "w") as f:
         f.write("".join(l + "\n" for l in NR_LOG))
     with open(os.path.join(OUT, "losses.tsv"), "w") as f:
-        f.write("category\tmid\ttarget\tsender\treceiver\tsender_worker\treceiver_worker\tsent\tacked\treceiver_closed\n")
+        f.write("category\tmid\ttarget\tsender\treceiver\tsender_worker\treceiver_worker\tsent\tacked\treceiver_closed\tin_fault_window\n")
         f.write("".join(l + "\n" for l in sorted(LOSS_LOG, key=lambda l: float(l.split("\t")[7]))))
 
     # Processes: only the killed workers died; the master exits 0 on SIGTERM.
@@ -1668,6 +1703,8 @@ def report(initial, final_procs, final_metrics, channels, numsub, wins, unschedu
         print("  missing: %-46s %d" % (cat, n))
         for e in examples[cat][:4]:
             print("      e.g. " + e)
+    for line in LOST_BY_WORKER:
+        print("  backplane losses, " + line)
     print("  fault windows (s after start, backplane not up, per worker):")
     for pid, ws in sorted(wins.items()):
         print("      %d: %s" % (pid, ", ".join("%.1f-%s" % (rel(a), "end" if b == INF else "%.1f" % rel(b)) for a, b in ws)))
@@ -1678,6 +1715,7 @@ def report(initial, final_procs, final_metrics, channels, numsub, wins, unschedu
             if "{" in k:                       # a labelled family: its sum under the bare name too
                 totals[k.split("{")[0]] += v
     keys = ["wsgw_dropped_messages_total", "wsgw_slow_consumer_closes_total", "wsgw_backplane_dropped_total",
+            "wsgw_backplane_lost_total",
             "wsgw_envelope_errors_total", "wsgw_rate_limited_messages_total", "wsgw_connections_total",
             "wsgw_backplane_reconnects_total"]
     print("  gateway counters (sum over every worker's last sample): " +
@@ -1742,11 +1780,13 @@ def report(initial, final_procs, final_metrics, channels, numsub, wins, unschedu
     print("\n".join(rss_lines))
 
     # Checks.
-    unexplained = cats.get("unexplained", 0)
-    dropped = cats.get("dropped: receiver cut off as a slow consumer", 0)
+    unexplained = cats.get(CAT_UNEXPLAINED, 0)
+    dropped = cats.get(CAT_SLOW, 0)
     check("delivery: no unexplained loss", unexplained == 0 and c["expected"] > 0,
-          "%d expected deliveries, %d delivered, %d lost in backplane outages (allowed), %d dropped with a slow consumer, %d unexplained"
-          % (c["expected"], c["delivered"], cats.get("lost during backplane outage (allowed)", 0), dropped, unexplained))
+          "%d expected deliveries, %d delivered, %d lost in the backplane and counted, %d dropped with a slow consumer, %d unexplained"
+          % (c["expected"], c["delivered"], cats.get(CAT_COUNTED, 0), dropped, unexplained))
+    check("delivery: backplane losses counted by the gateway", cats.get(CAT_UNCOUNTED, 0) == 0,
+          "; ".join(LOST_BY_WORKER) or "no delivery missed between workers")
     check("delivery: drops are counted by the gateway",
           dropped == 0 or (totals["wsgw_slow_consumer_closes_total"] > 0 and totals["wsgw_dropped_messages_total"] > 0),
           "%d drop-explained misses; slow_consumer_closes %d, dropped_messages %d"

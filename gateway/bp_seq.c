@@ -1,0 +1,207 @@
+/* bp_seq.c — see bp_seq.h. */
+#include "bp_seq.h"
+
+#include <string.h>
+
+#include "ws_alloc.h"
+
+/* ---- publisher ------------------------------------------------------------ */
+
+typedef struct bp_seq_out_chan {
+    char    *name;           /* owned: the strmap key */
+    size_t   len;
+    uint64_t seq;            /* last number given out (0: none yet) */
+    uint64_t last_ms;        /* last bp_seq_out_next() */
+    int      trailer_owed;   /* numbered since the last trailer */
+} bp_seq_out_chan_t;
+
+uint64_t bp_seq_out_next(bp_seq_out_t *o, const char *ch, size_t len, uint64_t now_ms)
+{
+    bp_seq_out_chan_t *c = strmap_get(&o->chans, ch, len);
+    if (!c) {
+        if (o->max_channels && o->chans.count >= o->max_channels) {
+            o->unsequenced++;
+            return 0;
+        }
+        c = ws_xcalloc(1, sizeof *c);
+        c->name = ws_xstrndup(ch, len);
+        c->len = len;
+        strmap_put(&o->chans, c->name, c->len, c);
+    }
+    /* 2^53 publishes on one channel are centuries away; wrap to 1 all the
+     * same, which a receiver takes as a restart. */
+    c->seq = c->seq >= BP_SEQ_MAX ? 1 : c->seq + 1;
+    c->last_ms = now_ms;
+    c->trailer_owed = 1;
+    return c->seq;
+}
+
+void bp_seq_out_unused(bp_seq_out_t *o, const char *ch, size_t len, uint64_t seq)
+{
+    bp_seq_out_chan_t *c = seq ? strmap_get(&o->chans, ch, len) : NULL;
+    if (c && c->seq == seq) c->seq--;
+}
+
+static void out_chan_free(bp_seq_out_chan_t *c)
+{
+    ws_xfree(c->name);
+    ws_xfree(c);
+}
+
+void bp_seq_out_sweep(bp_seq_out_t *o, uint64_t now_ms, uint64_t up_since_ms,
+                      bp_seq_trailer_cb trailer, void *ud)
+{
+    /* Deleting while walking the slots would skip entries that backward-
+     * shift deletion moves: the forgotten ones are collected first (an
+     * array grown by doubling, once per sweep, not per message). */
+    bp_seq_out_chan_t **gone = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < o->chans.cap; i++) {
+        if (!o->chans.slots[i].key) continue;
+        bp_seq_out_chan_t *c = o->chans.slots[i].value;
+        uint64_t quiet_from = c->last_ms > up_since_ms ? c->last_ms : up_since_ms;
+        if (trailer && c->trailer_owed && c->seq && now_ms - quiet_from >= BP_SEQ_TRAILER_MS) {
+            c->trailer_owed = 0;
+            trailer(ud, c->name, c->len, c->seq);
+        }
+        /* A trailer still owed (the backplane is down) keeps the entry:
+         * forgetting it would lose the count of what was held. */
+        if (now_ms - c->last_ms < BP_SEQ_OUT_IDLE_MS || c->trailer_owed) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            gone = ws_xrealloc(gone, cap * sizeof *gone);
+        }
+        gone[n++] = c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        strmap_del(&o->chans, gone[i]->name, gone[i]->len);
+        out_chan_free(gone[i]);
+    }
+    ws_xfree(gone);
+}
+
+void bp_seq_out_free(bp_seq_out_t *o)
+{
+    for (size_t i = 0; i < o->chans.cap; i++)
+        if (o->chans.slots[i].key) out_chan_free(o->chans.slots[i].value);
+    strmap_free(&o->chans);
+}
+
+/* ---- receiver ------------------------------------------------------------- */
+
+typedef struct bp_seq_origin {
+    uint64_t last;           /* last number received from this node */
+    uint64_t seen_ms;
+    uint8_t  node_len;
+    char     node[BP_SEQ_NODE_MAX];
+} bp_seq_origin_t;
+
+typedef struct bp_seq_in_chan {
+    char            *name;   /* owned: the strmap key */
+    size_t           len;
+    size_t           n, cap;
+    bp_seq_origin_t *origins;
+} bp_seq_in_chan_t;
+
+static bp_seq_origin_t *origin_find(bp_seq_in_chan_t *c, const char *node, size_t node_len)
+{
+    /* A handful of nodes publish on one channel: a linear scan is the
+     * fastest lookup at that size, and BP_SEQ_ORIGINS_MAX bounds it. */
+    for (size_t i = 0; i < c->n; i++)
+        if (c->origins[i].node_len == node_len && memcmp(c->origins[i].node, node, node_len) == 0)
+            return &c->origins[i];
+    return NULL;
+}
+
+static bp_seq_origin_t *origin_add(bp_seq_in_t *in, const char *ch, size_t chlen,
+                                   bp_seq_in_chan_t *c, const char *node, size_t node_len)
+{
+    if (!c) {
+        c = ws_xcalloc(1, sizeof *c);
+        c->name = ws_xstrndup(ch, chlen);
+        c->len = chlen;
+        strmap_put(&in->chans, c->name, c->len, c);
+    }
+    if (c->n == BP_SEQ_ORIGINS_MAX) return NULL;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 4;
+        c->origins = ws_xrealloc(c->origins, c->cap * sizeof *c->origins);
+    }
+    bp_seq_origin_t *o = &c->origins[c->n++];
+    memset(o, 0, sizeof *o);
+    memcpy(o->node, node, node_len);
+    o->node_len = (uint8_t)node_len;
+    return o;
+}
+
+uint64_t bp_seq_in_check(bp_seq_in_t *in, const char *ch, size_t chlen,
+                         const char *node, size_t node_len, uint64_t seq, int trailer,
+                         uint64_t now_ms)
+{
+    if (node_len == 0 || node_len > BP_SEQ_NODE_MAX || seq == 0) {
+        in->untracked++;
+        return 0;
+    }
+    bp_seq_in_chan_t *c = strmap_get(&in->chans, ch, chlen);
+    bp_seq_origin_t *o = c ? origin_find(c, node, node_len) : NULL;
+    if (!o) {
+        o = origin_add(in, ch, chlen, c, node, node_len);
+        if (!o) { in->untracked++; return 0; }
+        o->last = seq;                        /* the first we see: nothing to compare */
+        o->seen_ms = now_ms;
+        return 0;
+    }
+    o->seen_ms = now_ms;
+    uint64_t missing = 0;
+    /* A message numbered seq follows seq - 1; a trailer repeats the last
+     * number sent, so it follows itself. */
+    uint64_t expected_last = trailer ? seq : seq - 1;
+    if (seq > o->last && expected_last > o->last) missing = expected_last - o->last;
+    if (seq != o->last) o->last = seq;        /* in order, after a gap, or a restart (seq <= last) */
+    return missing;
+}
+
+static void in_chan_free(bp_seq_in_chan_t *c)
+{
+    ws_xfree(c->origins);
+    ws_xfree(c->name);
+    ws_xfree(c);
+}
+
+void bp_seq_in_forget(bp_seq_in_t *in, const char *ch, size_t chlen)
+{
+    bp_seq_in_chan_t *c = strmap_del(&in->chans, ch, chlen);
+    if (c) in_chan_free(c);
+}
+
+void bp_seq_in_sweep(bp_seq_in_t *in, uint64_t now_ms)
+{
+    bp_seq_in_chan_t **gone = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < in->chans.cap; i++) {
+        if (!in->chans.slots[i].key) continue;
+        bp_seq_in_chan_t *c = in->chans.slots[i].value;
+        for (size_t k = 0; k < c->n;) {
+            if (now_ms - c->origins[k].seen_ms >= BP_SEQ_IN_IDLE_MS) c->origins[k] = c->origins[--c->n];
+            else k++;
+        }
+        if (c->n) continue;
+        if (n == cap) {                       /* collected: see bp_seq_out_sweep */
+            cap = cap ? cap * 2 : 16;
+            gone = ws_xrealloc(gone, cap * sizeof *gone);
+        }
+        gone[n++] = c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        strmap_del(&in->chans, gone[i]->name, gone[i]->len);
+        in_chan_free(gone[i]);
+    }
+    ws_xfree(gone);
+}
+
+void bp_seq_in_free(bp_seq_in_t *in)
+{
+    for (size_t i = 0; i < in->chans.cap; i++)
+        if (in->chans.slots[i].key) in_chan_free(in->chans.slots[i].value);
+    strmap_free(&in->chans);
+}
