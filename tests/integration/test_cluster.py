@@ -51,6 +51,32 @@ async def settle():
     await asyncio.sleep(0.15)
 
 
+async def every_target(a, a2, b, c):
+    """broadcast, all, room and conn between two processes: a and a2 on one,
+    b and c on the other, a and b in room "lobby"."""
+    # broadcast: everyone but the sender, on both nodes
+    await a.send(json.dumps({"op": "emit", "event": "e", "to": "broadcast", "data": 1, "id": 1}))
+    assert await recv_json(a) == {"op": "ack", "id": 1}
+    for ws in (a2, b, c):
+        assert await recv_json(ws) == {"event": "e", "data": 1, "from": a.conn_id, "to": "broadcast"}
+    await no_message(a)
+    # all: sender included
+    await a.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": 2}))
+    for ws in (a, a2, b, c):
+        assert (await recv_json(ws))["data"] == 2
+    # room: members on both nodes, sender included, non-members not
+    await b.send(json.dumps({"op": "emit", "event": "e", "to": "room:lobby", "data": 3}))
+    for ws in (a, b):
+        assert await recv_json(ws) == {"event": "e", "data": 3, "from": b.conn_id, "to": "room:lobby"}
+    await no_message(a2)
+    await no_message(c)
+    # conn: a connection on the other node
+    await a.send(json.dumps({"op": "emit", "event": "dm", "to": "conn:" + c.conn_id, "data": 4, "id": 2}))
+    assert await recv_json(a) == {"op": "ack", "id": 2}
+    assert await recv_json(c) == {"event": "dm", "data": 4, "from": a.conn_id, "to": "conn:" + c.conn_id}
+    await no_message(b)
+
+
 def test_every_target_across_processes(gateway_factory, redis_server):
     g1, g2 = cluster(gateway_factory, redis_server, 2, "--emit-targets", "broadcast,all,room,conn")
     async def main():
@@ -59,27 +85,7 @@ def test_every_target_across_processes(gateway_factory, redis_server):
         b = await client(g2, "lobby")
         c = await client(g2)
         # No sleep: a join's ack means the room's subscription is on Redis.
-        # broadcast: everyone but the sender, on both nodes
-        await a.send(json.dumps({"op": "emit", "event": "e", "to": "broadcast", "data": 1, "id": 1}))
-        assert await recv_json(a) == {"op": "ack", "id": 1}
-        for ws in (a2, b, c):
-            assert await recv_json(ws) == {"event": "e", "data": 1, "from": a.conn_id, "to": "broadcast"}
-        await no_message(a)
-        # all: sender included
-        await a.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": 2}))
-        for ws in (a, a2, b, c):
-            assert (await recv_json(ws))["data"] == 2
-        # room: members on both nodes, sender included, non-members not
-        await b.send(json.dumps({"op": "emit", "event": "e", "to": "room:lobby", "data": 3}))
-        for ws in (a, b):
-            assert await recv_json(ws) == {"event": "e", "data": 3, "from": b.conn_id, "to": "room:lobby"}
-        await no_message(a2)
-        await no_message(c)
-        # conn: a connection on the other node
-        await a.send(json.dumps({"op": "emit", "event": "dm", "to": "conn:" + c.conn_id, "data": 4, "id": 2}))
-        assert await recv_json(a) == {"op": "ack", "id": 2}
-        assert await recv_json(c) == {"event": "dm", "data": 4, "from": a.conn_id, "to": "conn:" + c.conn_id}
-        await no_message(b)
+        await every_target(a, a2, b, c)
         # leave on node 2: no more room messages there
         await b.send(json.dumps({"op": "leave", "room": "lobby", "id": 3}))
         assert await recv_json(b) == {"op": "ack", "id": 3}

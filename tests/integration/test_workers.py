@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from conftest import BIN, no_message, recv_json, run, track
-from test_cluster import wait_backplane_up
+from test_cluster import every_target, wait_backplane_up
 
 
 def worker_pids(master_pid):
@@ -132,22 +132,7 @@ def test_every_target_and_backend_op_across_workers(gateway_factory, redis_serve
                 b = await on_worker(None, "lobby")
             a2 = await on_worker(a.node)
             c = await on_worker(b.node)
-            # broadcast, all, room, conn: as between two processes
-            await a.send(json.dumps({"op": "emit", "event": "e", "to": "broadcast", "data": 1, "id": 1}))
-            assert await recv_json(a) == {"op": "ack", "id": 1}
-            for ws in (a2, b, c):
-                assert await recv_json(ws) == {"event": "e", "data": 1, "from": a.conn_id, "to": "broadcast"}
-            await no_message(a)
-            await a.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": 2}))
-            for ws in (a, a2, b, c):
-                assert (await recv_json(ws))["data"] == 2
-            await b.send(json.dumps({"op": "emit", "event": "e", "to": "room:lobby", "data": 3}))
-            for ws in (a, b):
-                assert await recv_json(ws) == {"event": "e", "data": 3, "from": b.conn_id, "to": "room:lobby"}
-            await no_message(a2)
-            await a.send(json.dumps({"op": "emit", "event": "dm", "to": "conn:" + c.conn_id, "data": 4}))
-            assert await recv_json(c) == {"event": "dm", "data": 4, "from": a.conn_id, "to": "conn:" + c.conn_id}
-            await no_message(b)
+            await every_target(a, a2, b, c)          # as between two processes
             # backend publish to a room with members on both workers, and to everyone
             redis_server.cli("PUBLISH", "wsgw:room:lobby", '{"event":"news","data":5}')
             for ws in (a, b):
