@@ -48,36 +48,37 @@ static void out_chan_free(bp_seq_out_chan_t *c)
     ws_xfree(c);
 }
 
+typedef struct out_sweep {
+    uint64_t now_ms, up_since_ms;
+    bp_seq_trailer_cb trailer;
+    void *ud;
+} out_sweep_t;
+
+/* Sends a trailer that is due; returns 1 when the channel is forgotten. */
+static int out_sweep_one(void *value, void *arg)
+{
+    bp_seq_out_chan_t *c = value;
+    const out_sweep_t *w = arg;
+    uint64_t quiet_from = c->last_ms > w->up_since_ms ? c->last_ms : w->up_since_ms;
+    if (w->trailer && c->trailer_owed && c->seq && w->now_ms - quiet_from >= BP_SEQ_TRAILER_MS) {
+        c->trailer_owed = 0;
+        w->trailer(w->ud, c->name, c->len, c->seq);
+    }
+    /* A trailer still owed (the backplane is down) keeps the entry:
+     * forgetting it would lose the count of what was held. */
+    return w->now_ms - c->last_ms >= BP_SEQ_OUT_IDLE_MS && !c->trailer_owed;
+}
+
+static void out_chan_release(void *value)
+{
+    out_chan_free(value);
+}
+
 void bp_seq_out_sweep(bp_seq_out_t *o, uint64_t now_ms, uint64_t up_since_ms,
                       bp_seq_trailer_cb trailer, void *ud)
 {
-    /* Deleting while walking the slots would skip entries that backward-
-     * shift deletion moves: the forgotten ones are collected first (an
-     * array grown by doubling, once per sweep, not per message). */
-    bp_seq_out_chan_t **gone = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < o->chans.cap; i++) {
-        if (!o->chans.slots[i].key) continue;
-        bp_seq_out_chan_t *c = o->chans.slots[i].value;
-        uint64_t quiet_from = c->last_ms > up_since_ms ? c->last_ms : up_since_ms;
-        if (trailer && c->trailer_owed && c->seq && now_ms - quiet_from >= BP_SEQ_TRAILER_MS) {
-            c->trailer_owed = 0;
-            trailer(ud, c->name, c->len, c->seq);
-        }
-        /* A trailer still owed (the backplane is down) keeps the entry:
-         * forgetting it would lose the count of what was held. */
-        if (now_ms - c->last_ms < BP_SEQ_OUT_IDLE_MS || c->trailer_owed) continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            gone = ws_xrealloc(gone, cap * sizeof *gone);
-        }
-        gone[n++] = c;
-    }
-    for (size_t i = 0; i < n; i++) {
-        strmap_del(&o->chans, gone[i]->name, gone[i]->len);
-        out_chan_free(gone[i]);
-    }
-    ws_xfree(gone);
+    out_sweep_t w = { now_ms, up_since_ms, trailer, ud };
+    strmap_sweep(&o->chans, out_sweep_one, out_chan_release, &w);
 }
 
 void bp_seq_out_free(bp_seq_out_t *o)
@@ -174,29 +175,26 @@ void bp_seq_in_forget(bp_seq_in_t *in, const char *ch, size_t chlen)
     if (c) in_chan_free(c);
 }
 
+/* Forgets quiet origins; returns 1 when none is left on the channel. */
+static int in_sweep_one(void *value, void *arg)
+{
+    bp_seq_in_chan_t *c = value;
+    uint64_t now_ms = *(const uint64_t *)arg;
+    for (size_t k = 0; k < c->n;) {
+        if (now_ms - c->origins[k].seen_ms >= BP_SEQ_IN_IDLE_MS) c->origins[k] = c->origins[--c->n];
+        else k++;
+    }
+    return c->n == 0;
+}
+
+static void in_chan_release(void *value)
+{
+    in_chan_free(value);
+}
+
 void bp_seq_in_sweep(bp_seq_in_t *in, uint64_t now_ms)
 {
-    bp_seq_in_chan_t **gone = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t i = 0; i < in->chans.cap; i++) {
-        if (!in->chans.slots[i].key) continue;
-        bp_seq_in_chan_t *c = in->chans.slots[i].value;
-        for (size_t k = 0; k < c->n;) {
-            if (now_ms - c->origins[k].seen_ms >= BP_SEQ_IN_IDLE_MS) c->origins[k] = c->origins[--c->n];
-            else k++;
-        }
-        if (c->n) continue;
-        if (n == cap) {                       /* collected: see bp_seq_out_sweep */
-            cap = cap ? cap * 2 : 16;
-            gone = ws_xrealloc(gone, cap * sizeof *gone);
-        }
-        gone[n++] = c;
-    }
-    for (size_t i = 0; i < n; i++) {
-        strmap_del(&in->chans, gone[i]->name, gone[i]->len);
-        in_chan_free(gone[i]);
-    }
-    ws_xfree(gone);
+    strmap_sweep(&in->chans, in_sweep_one, in_chan_release, &now_ms);
 }
 
 void bp_seq_in_free(bp_seq_in_t *in)

@@ -74,25 +74,24 @@ ip_entry_t *ip_table_get(ip_table_t *t, const struct sockaddr *peer)
     return e;
 }
 
+typedef struct ip_sweep {
+    double   rate, burst;
+    uint64_t now_ms;
+} ip_sweep_t;
+
+/* An address with no connection and a full bucket is forgotten. */
+static int ip_sweep_one(void *value, void *arg)
+{
+    ip_entry_t *e = value;
+    const ip_sweep_t *w = arg;
+    tbucket_age(&e->rate, w->now_ms);
+    return !e->conns && tbucket_full(&e->rate, w->rate, w->burst, w->now_ms);
+}
+
 void ip_table_sweep(ip_table_t *t, double rate, double burst, uint64_t now_ms)
 {
-    /* Collect first: deleting while walking the slots would skip entries
-     * that backward-shift deletion moves. */
-    size_t n = 0;
-    ip_entry_t **gone = NULL;
-    for (size_t i = 0; i < t->map.cap; i++) {
-        ip_entry_t *e = t->map.slots[i].value;
-        if (!t->map.slots[i].key) continue;
-        tbucket_age(&e->rate, now_ms);
-        if (e->conns || !tbucket_full(&e->rate, rate, burst, now_ms)) continue;
-        gone = ws_xrealloc(gone, (n + 1) * sizeof *gone);
-        gone[n++] = e;
-    }
-    for (size_t i = 0; i < n; i++) {
-        strmap_del(&t->map, (const char *)gone[i]->key, gone[i]->key_len);
-        ws_xfree(gone[i]);
-    }
-    ws_xfree(gone);
+    ip_sweep_t w = { rate, burst, now_ms };
+    strmap_sweep(&t->map, ip_sweep_one, ws_xfree, &w);
 }
 
 void ip_table_free(ip_table_t *t)

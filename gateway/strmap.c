@@ -90,6 +90,27 @@ void *strmap_del(strmap_t *m, const char *key, size_t len)
     return value;
 }
 
+size_t strmap_sweep(strmap_t *m, int (*visit)(void *value, void *ud), void (*release)(void *value),
+                    void *ud)
+{
+    strmap_slot_t *gone = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].key || !visit(m->slots[i].value, ud)) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            gone = ws_xrealloc(gone, cap * sizeof *gone);
+        }
+        gone[n++] = m->slots[i];
+    }
+    for (size_t i = 0; i < n; i++) {
+        strmap_del(m, gone[i].key, gone[i].key_len);
+        if (release) release(gone[i].value);
+    }
+    ws_xfree(gone);
+    return n;
+}
+
 void strmap_free(strmap_t *m)
 {
     ws_xfree(m->slots);

@@ -36,6 +36,14 @@ void  strmap_free(strmap_t *m);
 /* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ...
  * Do not insert or delete while iterating. */
 
+/* Visits every entry once; each for which visit() returns nonzero is
+ * removed, then handed to release() (which may free the key's memory: it
+ * runs after the removal).  Deleting during a plain walk would skip entries
+ * that backward-shift deletion moves, so the removed ones are collected
+ * first (one array per sweep, grown by doubling).  Returns how many went. */
+size_t strmap_sweep(strmap_t *m, int (*visit)(void *value, void *ud), void (*release)(void *value),
+                    void *ud);
+
 uint64_t strmap_hash(const char *key, size_t len);
 
 #endif

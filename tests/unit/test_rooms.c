@@ -1,6 +1,9 @@
 /* Unit tests: strmap, rooms, outq (the gateway's in-memory structures). */
 #include "test.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #include "idmap.h"
 #include "outq.h"
 #include "rooms.h"
@@ -26,6 +29,45 @@ static void test_strmap_put_get_del_churn(void)
     CHECK(strmap_del(&m, "absent", 6) == NULL);
     CHECK((intptr_t)strmap_put(&m, keys[1], strlen(keys[1]), (void *)7) == 2);
     CHECK_INT((intptr_t)strmap_get(&m, keys[1], strlen(keys[1])), 7);
+    strmap_free(&m);
+}
+
+/* Values are heap strings that own their key, as the gateway's entries do. */
+static int sweep_visits, sweep_released;
+static int drop_multiples_of_3(void *value, void *ud)
+{
+    (void)ud;
+    sweep_visits++;
+    return atoi((const char *)value + 1) % 3 == 0;
+}
+static void release_key(void *value)
+{
+    sweep_released++;
+    free(value);
+}
+
+static void test_strmap_sweep(void)
+{
+    strmap_t m = {0};
+    for (int i = 0; i < 3000; i++) {
+        char *k = malloc(16);
+        snprintf(k, 16, "k%d", i);
+        strmap_put(&m, k, strlen(k), k);
+    }
+    /* Backward-shift deletion moves entries: a plain walk that deleted as
+     * it went would visit some twice or skip them. */
+    CHECK_INT(strmap_sweep(&m, drop_multiples_of_3, release_key, NULL), 1000);
+    CHECK_INT(sweep_visits, 3000);
+    CHECK_INT(sweep_released, 1000);
+    CHECK_INT(m.count, 2000);
+    for (int i = 0; i < 3000; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        void *v = strmap_get(&m, k, strlen(k));
+        if (i % 3 == 0) CHECK(v == NULL);
+        else CHECK(v != NULL && strcmp(v, k) == 0);
+    }
+    for (size_t i = 0; i < m.cap; i++) free(m.slots[i].key ? m.slots[i].value : NULL);
     strmap_free(&m);
 }
 
@@ -220,6 +262,7 @@ static void test_outq_inline_slot(void)
 int main(void)
 {
     RUN(test_strmap_put_get_del_churn);
+    RUN(test_strmap_sweep);
     RUN(test_rooms_join_leave_semantics);
     RUN(test_rooms_limit_and_leave_all);
     RUN(test_rooms_inline_then_array);
