@@ -143,9 +143,18 @@ static void send_trailer(void *ud, const char *ch, size_t chlen, uint64_t seq)
  * many connection ids cannot make it grow past ~10 MB. */
 #define SEQ_OUT_MAX_CHANNELS 65536
 
+/* A node's heartbeat on P:lifecycle (see publish_heartbeat). */
+#define NODE_HEARTBEAT_MS 5000u
+
+static void publish_heartbeat(wsgw_server_t *s);
+
 void cluster_sweep(wsgw_server_t *s, uint64_t now_ms)
 {
     if (!s->bp_remote) return;
+    if (s->bp_state == BP_UP && (!s->heartbeat_last_ms || now_ms - s->heartbeat_last_ms >= NODE_HEARTBEAT_MS)) {
+        s->heartbeat_last_ms = now_ms;
+        publish_heartbeat(s);
+    }
     bp_seq_out_sweep(&s->seq_out, now_ms, s->bp_up_since_ms,
                      s->bp_state == BP_UP ? send_trailer : NULL, s);
     bp_seq_in_sweep(&s->seq_in, now_ms);
@@ -327,6 +336,22 @@ static void publish_lifecycle(wsgw_server_t *s, ws_buf_t *b)
     size_t chlen = channel(s, ch, "lifecycle", NULL, 0);
     bp_publish(s->bp, ch, chlen, b->data, b->len, published, NULL);
     ws_buf_free(b);
+}
+
+/* {"op":"node","node":..,"connections":N,"interval_ms":..} every
+ * NODE_HEARTBEAT_MS while the backplane is up: a node killed with SIGKILL
+ * (or cut off from Redis) sends no disconnect events, so a backend that
+ * tracks connections expires a node's ones when its heartbeats stop. */
+static void publish_heartbeat(wsgw_server_t *s)
+{
+    if (!s->cfg->lifecycle_events) return;
+    ws_buf_t b = {0};
+    char tail[64];
+    put_lit(&b, "{\"op\":\"node\"");
+    put_member(&b, "node", s->node_id, s->node_id_len);
+    snprintf(tail, sizeof tail, ",\"connections\":%zu,\"interval_ms\":%u}", s->n_open, NODE_HEARTBEAT_MS);
+    put_lit(&b, tail);
+    publish_lifecycle(s, &b);
 }
 
 void cluster_conn_opened(wsgw_conn_t *c)

@@ -223,6 +223,7 @@ struct wsgw_server {
     bp_seq_out_t         seq_out;    /* our sequence numbers, per channel published on */
     bp_seq_in_t          seq_in;     /* other nodes' numbers, per channel received on */
     uint64_t             seq_unsequenced_logged;
+    uint64_t             heartbeat_last_ms;  /* last {"op":"node"} on P:lifecycle */
 
     wsgw_target_kind_t   iris_kind;  /* iris_emit_to, parsed; SELF means "backend" */
     const char          *iris_name;  /* room name for WSGW_TO_ROOM */

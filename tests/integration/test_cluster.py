@@ -282,6 +282,39 @@ def test_backend_disconnect_reason_cut_on_a_utf8_boundary(gateway_factory, redis
         assert len(reason.encode()) <= 123
 
 
+def test_node_heartbeats_let_a_backend_expire_a_killed_node(gateway_factory, redis_server):
+    """A node killed with SIGKILL sends no disconnect events: its heartbeat
+    on P:lifecycle stopping is how a backend knows its connections are gone."""
+    r = redis_py.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=5)
+    ps = r.pubsub(ignore_subscribe_messages=True)
+    ps.subscribe("wsgw:lifecycle")
+    try:
+        g1, = cluster(gateway_factory, redis_server, 1)
+        node = wait_backplane_up(g1)["node"]
+        def beats(seconds):
+            got, deadline = [], time.time() + seconds
+            while time.time() < deadline:
+                m = ps.get_message(timeout=0.2)
+                if m and m["type"] == "message":
+                    ev = json.loads(m["data"])
+                    if ev.get("op") == "node":
+                        got.append(ev)
+            return got
+        async def main():
+            clients = [await client(g1) for _ in range(2)]
+            return await asyncio.to_thread(beats, 6)    # the clients stay open meanwhile
+        seen = run(main())
+        assert seen and all(ev["node"] == node and ev["interval_ms"] == 5000 for ev in seen), seen
+        assert seen[-1]["connections"] == 2
+        g1.proc.kill()
+        g1.proc.wait(timeout=10)
+        beats(0.5)                               # one already in flight
+        assert beats(11) == []                   # silent: two intervals, nothing
+    finally:
+        ps.close()
+        r.close()
+
+
 def test_event_without_backend_is_an_error(gateway_factory, redis_server):
     g1, = cluster(gateway_factory, redis_server, 1)
     async def main():
