@@ -100,6 +100,9 @@ const wsgw_key_t wsgw_keys[] = {
           "what to do at max_queued_bytes: close (1008) or drop new messages"),
     KINT(max_connections, "10000", 1, 10000000, 0, "open connections per worker"),
     KINT(max_pending_handshakes, "1024", 1, 1000000, 0, "accepted sockets not yet upgraded"),
+    KDUR(drain_spread, "0", 100, 10 * MIN, WSGW_KF_ZERO_OFF,
+         "on shutdown, close clients over this long instead of all at once, so they do not "
+         "reconnect to the other gateways all at once; 0 = all at once"),
     KDUR(drain_timeout, "10s", 100, 10 * MIN, WSGW_KF_ZERO_OFF,
          "on shutdown, time for clients to close before they are cut; 0 = cut at once"),
     KENUM(log_level, "info", log_levels, "least severe level logged"),

@@ -120,6 +120,7 @@ typedef struct wsgw_config {
     uint64_t       pong_timeout_ms;
     uint64_t       ping_period_ms;
     uint64_t       drain_timeout_ms;
+    uint64_t       drain_spread_ms;    /* 0: every client gets its 1001 at once */
     /* messages and buffers (bytes) */
     uint64_t       max_message_size;
     bool           binary_messages;

@@ -128,6 +128,9 @@ int wsgw_config_validate(const wsgw_config_t *cfg, char *err, size_t errlen)
     if (cfg->rate_bytes && cfg->rate_bytes_burst < cfg->max_message_size)
         return fail(err, errlen, "%s must be at least %s, or a message at the limit never passes",
                     desc(cfg, "rate_bytes_burst", d1, sizeof d1), desc(cfg, "max_message_size", d2, sizeof d2));
+    if (cfg->drain_spread_ms && cfg->drain_timeout_ms && cfg->drain_spread_ms >= cfg->drain_timeout_ms)
+        return fail(err, errlen, "%s must be shorter than %s, or the last clients are cut without a close",
+                    desc(cfg, "drain_spread", d1, sizeof d1), desc(cfg, "drain_timeout", d2, sizeof d2));
     if (cfg->max_pending_handshakes > cfg->max_connections)
         return fail(err, errlen, "%s must not exceed %s",
                     desc(cfg, "max_pending_handshakes", d1, sizeof d1),

@@ -483,6 +483,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
     ws_reader_free(&c->reader);
     conn_hs_free(c);
     /* Unlink from the live list now; free after this loop iteration. */
+    if (s->spread_next == c) s->spread_next = c->next;   /* the drain's cursor */
     if (c->prev) c->prev->next = c->next;
     else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;

@@ -388,11 +388,43 @@ static void drain_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop; (void)revents;
     wsgw_server_t *s = container_of(w, wsgw_server_t, drain_w);
     wsgw_log(WSGW_LOG_WARN, "drain_timeout", "remaining=%zu", s->n_conns);
+    if (ev_is_active(&s->spread_w)) ev_timer_stop(loop, &s->spread_w);
+    s->spread_next = NULL;
     for (wsgw_conn_t *c = s->conns, *next; c; c = next) {
         next = c->next;
         conn_close_now(c, WS_CLOSE_GOING_AWAY);
     }
     /* flush_cb calls done() once the list is empty, on the next iteration. */
+}
+
+/* Closes up to `max` open connections from s->spread_next on; returns how
+ * many.  The cursor survives connections freed meanwhile: conn_close_now
+ * moves it past the one it unlinks. */
+static size_t drain_close_some(wsgw_server_t *s, size_t max)
+{
+    size_t closed = 0;
+    while (s->spread_next && closed < max) {
+        wsgw_conn_t *c = s->spread_next;
+        s->spread_next = c->next;
+        if (c->state == CONN_OPEN) {
+            s->metrics.closes[CLOSE_SHUTDOWN]++;
+            conn_fail(c, WS_CLOSE_GOING_AWAY, "server shutting down");
+            closed++;
+        } else if (c->state == CONN_HANDSHAKE) {
+            conn_close_now(c, 0);
+        }
+    }
+    return closed;
+}
+
+#define DRAIN_SPREAD_TICK_MS 50
+
+static void drain_spread_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    wsgw_server_t *s = container_of(w, wsgw_server_t, spread_w);
+    drain_close_some(s, s->spread_batch);
+    if (!s->spread_next) ev_timer_stop(loop, w);
 }
 
 void wsgw_server_shutdown(wsgw_server_t *s, void (*done)(void *ud), void *ud)
@@ -402,16 +434,20 @@ void wsgw_server_shutdown(wsgw_server_t *s, void (*done)(void *ud), void *ud)
     s->drain_done = done;
     s->drain_done_ud = ud;
     server_close_listeners(s);
-    wsgw_log(WSGW_LOG_INFO, "shutdown", "connections=%zu drain_timeout_ms=%llu", s->n_conns,
-             (unsigned long long)s->cfg->drain_timeout_ms);
-    for (wsgw_conn_t *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->state == CONN_OPEN) {
-            s->metrics.closes[CLOSE_SHUTDOWN]++;
-            conn_fail(c, WS_CLOSE_GOING_AWAY, "server shutting down");
-        } else if (c->state == CONN_HANDSHAKE) {
-            conn_close_now(c, 0);
-        }
+    uint64_t spread = s->cfg->drain_spread_ms;
+    wsgw_log(WSGW_LOG_INFO, "shutdown", "connections=%zu drain_timeout_ms=%llu drain_spread_ms=%llu",
+             s->n_conns, (unsigned long long)s->cfg->drain_timeout_ms, (unsigned long long)spread);
+    s->spread_next = s->conns;
+    if (spread < 2 * DRAIN_SPREAD_TICK_MS || s->n_open <= 1) {
+        drain_close_some(s, SIZE_MAX);
+    } else {
+        /* Every tick a share, so the last close goes out after `spread`:
+         * their reconnects reach the other gateways as a stream, not a wall. */
+        size_t ticks = (size_t)(spread / DRAIN_SPREAD_TICK_MS);
+        s->spread_batch = (s->n_open + ticks - 1) / ticks;
+        drain_close_some(s, s->spread_batch);
+        ev_timer_init(&s->spread_w, drain_spread_cb, DRAIN_SPREAD_TICK_MS / 1000.0, DRAIN_SPREAD_TICK_MS / 1000.0);
+        ev_timer_start(s->loop, &s->spread_w);
     }
     ev_timer_init(&s->drain_w, drain_timeout_cb, (double)s->cfg->drain_timeout_ms / 1000.0, 0);
     ev_timer_start(s->loop, &s->drain_w);
@@ -436,6 +472,7 @@ void wsgw_server_free(wsgw_server_t *s)
     if (ev_is_active(&s->flush_w)) ev_prepare_stop(s->loop, &s->flush_w);
     if (ev_is_active(&s->sweep_w)) ev_timer_stop(s->loop, &s->sweep_w);
     if (ev_is_active(&s->drain_w)) ev_timer_stop(s->loop, &s->drain_w);
+    if (ev_is_active(&s->spread_w)) ev_timer_stop(s->loop, &s->spread_w);
     cluster_free(s);
     auth_free(s);
     rooms_free(&s->rooms);

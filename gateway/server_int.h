@@ -169,6 +169,9 @@ struct wsgw_server {
     ev_prepare           flush_w;    /* before the loop blocks: flush writes, free conns */
     ev_timer             sweep_w;    /* the one timer for every timeout */
     ev_timer             drain_w;
+    ev_timer             spread_w;     /* drain_spread: closes a batch per tick */
+    wsgw_conn_t         *spread_next;  /* next connection it will consider */
+    size_t               spread_batch; /* connections closed per tick */
     int                  spare_fd;   /* closed and reopened to shed a connection on EMFILE */
     uint64_t             accept_err_logged_ms;   /* accept errors: one log line a second at most */
     uint64_t             accept_err_unlogged;    /* errors since that line */

@@ -13,7 +13,7 @@ import time
 import pytest
 import websockets
 
-from conftest import ROOT, no_message, recv_json, run, track
+from conftest import BIN, ROOT, no_message, recv_json, run, track
 
 
 async def join_client(gw, *rooms, **kw):
@@ -586,6 +586,35 @@ def test_sigterm_closes_clients_1001_and_exits_0(gateway):
     code, out = gateway.stop(sig=None)
     assert code == 0
     assert "event=shutdown" in out
+
+
+def test_drain_spread_closes_clients_over_time(gateway_factory):
+    gw = gateway_factory("--drain-spread", "1s", "--drain-timeout", "5s")
+    async def main():
+        clients = [await join_client(gw) for _ in range(20)]
+        gw.proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        async def closed_at(ws):
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1001
+            return time.monotonic() - t0
+        return sorted(await asyncio.gather(*(closed_at(ws) for ws in clients)))
+    times = run(main())
+    # A stream over the second, not a wall: the first go at once, the last
+    # near the end of the spread, each about 1/20 s apart.
+    assert times[0] < 0.3 and 0.6 < times[-1] < 2.0, times
+    assert times[10] - times[0] > 0.3, times
+    code, out = gw.stop(sig=None)
+    assert code == 0 and "drain_spread_ms=1000" in out
+
+
+def test_drain_spread_must_leave_time_for_the_last_close():
+    import subprocess
+    p = subprocess.run([BIN, "--drain-spread", "10s", "--drain-timeout", "5s"], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 2 and "drain_spread" in p.stderr and "drain_timeout" in p.stderr, p.stderr
 
 
 def test_chat_example(gateway_factory):
