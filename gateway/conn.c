@@ -60,6 +60,12 @@ void conn_report_error(wsgw_conn_t *c, const char *why)
 void conn_hs_free(wsgw_conn_t *c)
 {
     if (!c->hs) return;
+    wsgw_server_t *s = c->srv;
+    conn_hs_t *hs = c->hs;
+    if (hs->pend_prev) hs->pend_prev->hs->pend_next = hs->pend_next;
+    else s->pend_head = hs->pend_next;
+    if (hs->pend_next) hs->pend_next->hs->pend_prev = hs->pend_prev;
+    else s->pend_tail = hs->pend_prev;
     ws_buf_free(&c->hs->buf);
     ws_xfree(c->hs->proxy);
     ws_xfree(c->hs);
@@ -112,6 +118,11 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     if (s->cfg->handshake_timeout_ms) conn_set_deadline(c, s->cfg->handshake_timeout_ms);
     c->hs = ws_xcalloc(1, sizeof *c->hs);
     ws_http_parser_init(&c->hs->parser);
+    c->hs->since_ms = now;
+    c->hs->pend_prev = s->pend_tail;
+    if (s->pend_tail) s->pend_tail->hs->pend_next = c;
+    else s->pend_head = c;
+    s->pend_tail = c;
     if (s->n_proxy_trusted && cidr_match_any(s->proxy_trusted, s->n_proxy_trusted, (const struct sockaddr *)peer)) {
         /* A balancer: its client's address comes with the PROXY header,
          * and the per-address limits wait for it (conn_proxy_read). */

@@ -89,6 +89,28 @@ static void accept_shed_one(wsgw_server_t *s, int lfd)
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* At max_pending_handshakes, the oldest handshake makes room for the new
+ * connection if it has dragged on for PENDING_STALE_MS (a real client
+ * finishes in a few round trips): a slowloris that fills the table then
+ * loses its oldest sockets to newcomers, and the balancer's health checks
+ * and real clients still get in, instead of every new connection being
+ * refused until the attacker stops.  Only a flood of fresh handshakes is
+ * refused.  Returns 1 when a slot was freed. */
+#define PENDING_STALE_MS 1000u
+
+static int pending_make_room(wsgw_server_t *s)
+{
+    wsgw_conn_t *old = s->pend_head;
+    uint64_t stale = s->cfg->handshake_timeout_ms / 2;
+    if (stale > PENDING_STALE_MS) stale = PENDING_STALE_MS;
+    if (!old || wsgw_now_ms(s) - old->hs->since_ms < stale) return 0;
+    s->metrics.handshake_failures[HS_FAIL_PENDING]++;
+    wsgw_log(WSGW_LOG_DEBUG, "handshake_evicted", "remote=%s reason=\"oldest pending handshake, table full\"",
+             conn_peer(old));
+    conn_close_now(old, 0);
+    return 1;
+}
+
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop; (void)revents;
@@ -117,7 +139,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
             if (err == EMFILE || err == ENFILE) accept_shed_one(s, l->fd);
             return;
         }
-        if (s->n_handshaking >= (size_t)s->cfg->max_pending_handshakes) {
+        if (s->n_handshaking >= (size_t)s->cfg->max_pending_handshakes && !pending_make_room(s)) {
             /* Slowloris guard: no buffer is spent on it. */
             s->metrics.handshake_failures[HS_FAIL_PENDING]++;
             close(fd);

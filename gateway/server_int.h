@@ -70,6 +70,10 @@ typedef struct conn_hs {
     ws_http_parser_t   parser;
     ws_http_request_t *req;        /* only during handshake callbacks */
     ws_proxy_parser_t *proxy;      /* a trusted balancer's PROXY header still to come, else NULL */
+    /* The server's FIFO of handshakes under way, oldest first: at
+     * max_pending_handshakes a stale one makes room (server.c). */
+    struct wsgw_conn  *pend_prev, *pend_next;
+    uint64_t           since_ms;   /* accepted at */
 } conn_hs_t;
 
 /* What a verified token said: allocated when a token is accepted, so an
@@ -173,6 +177,7 @@ struct wsgw_server {
     wsgw_conn_t         *spread_next;  /* next connection it will consider */
     size_t               spread_batch; /* connections closed per tick */
     int                  spare_fd;   /* closed and reopened to shed a connection on EMFILE */
+    wsgw_conn_t         *pend_head, *pend_tail;  /* handshakes under way, oldest first */
     uint64_t             accept_err_logged_ms;   /* accept errors: one log line a second at most */
     uint64_t             accept_err_unlogged;    /* errors since that line */
 
