@@ -137,7 +137,7 @@ static bp_seq_origin_t *origin_add(bp_seq_in_t *in, const char *ch, size_t chlen
 
 uint64_t bp_seq_in_check(bp_seq_in_t *in, const char *ch, size_t chlen,
                          const char *node, size_t node_len, uint64_t seq, int trailer,
-                         uint64_t now_ms)
+                         int from_one, uint64_t now_ms)
 {
     if (node_len == 0 || node_len > BP_SEQ_NODE_MAX || seq == 0) {
         in->untracked++;
@@ -148,9 +148,11 @@ uint64_t bp_seq_in_check(bp_seq_in_t *in, const char *ch, size_t chlen,
     if (!o) {
         o = origin_add(in, ch, chlen, c, node, node_len);
         if (!o) { in->untracked++; return 0; }
-        o->last = seq;                        /* the first we see: nothing to compare */
+        o->last = seq;                        /* the first we see */
         o->seen_ms = now_ms;
-        return 0;
+        /* Nothing to compare with, unless every number was given while we
+         * were subscribed: then those before it were lost. */
+        return from_one ? (trailer ? seq : seq - 1) : 0;
     }
     o->seen_ms = now_ms;
     uint64_t missing = 0;

@@ -10,7 +10,9 @@
  * next one jumps, the messages in between were lost on the way.
  *
  * What is detected: any loss followed, on the same channel, by a later
- * message or trailer from the same node.  A trailer is a payload with only
+ * message or trailer from the same node (on a room or P:all, once the
+ * receiver has had one number from that node there; on a connection's
+ * channel, from the first).  A trailer is a payload with only
  * node and seq that repeats the last number, published once when a channel
  * has been quiet for BP_SEQ_TRAILER_MS (and the backplane has been up that
  * long), so that a loss at the end of a burst is detected too.  What is
@@ -88,12 +90,15 @@ typedef struct bp_seq_in {
 
 /* A payload numbered seq from node arrived on ch; trailer = 1 when it was a
  * trailer (repeats the last number sent rather than numbering a message).
- * Returns how many messages from node on ch went missing before it: 0 in
- * order, for the first number seen from node on ch, and for a number at or
- * below the last (the publisher's counter restarted). */
+ * from_one = 1 when node cannot have numbered anything on ch before we
+ * subscribed (a connection's own channel: its random id was unknown until
+ * the connection was announced, after the subscription).  Returns how many
+ * messages from node on ch went missing before it: 0 in order, and for a
+ * number at or below the last (the publisher's counter restarted); for the
+ * first number seen from node on ch, 0, or with from_one those before it. */
 uint64_t bp_seq_in_check(bp_seq_in_t *in, const char *ch, size_t chlen,
                          const char *node, size_t node_len, uint64_t seq, int trailer,
-                         uint64_t now_ms);
+                         int from_one, uint64_t now_ms);
 
 /* The node unsubscribed from ch: what it does not receive from now on is
  * not lost, so its numbers are forgotten. */

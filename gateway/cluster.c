@@ -465,10 +465,15 @@ static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const bp_payload_t
 
 /* A numbered payload from another node: count what went missing before it. */
 static void inbound_seq(wsgw_server_t *s, const char *ch, size_t chlen, json_span_t node,
-                        uint64_t seq, int trailer)
+                        uint64_t seq, int trailer, int conn_channel)
 {
+    /* A live connection's channel is numbered only after its id was
+     * announced, so after our subscription — when ids are random: a header
+     * id or a custom IDGenerator's can be known, and published to, before
+     * its connection exists. */
+    int from_one = conn_channel && s->cfg->id_generator == WSGW_ID_RANDOM && !s->id_gen;
     uint64_t missing = bp_seq_in_check(&s->seq_in, ch, chlen, (const char *)node.p, node.len,
-                                       seq, trailer, wsgw_now_ms(s));
+                                       seq, trailer, from_one, wsgw_now_ms(s));
     if (!missing) return;
     s->bp_lost += missing;
     wsgw_log(WSGW_LOG_WARN, "backplane_lost", "node=%.*s channel=%.*s missing=%" PRIu64
@@ -508,7 +513,8 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     uint64_t seq;
     if (has_node && bp_payload_seq(in.seq, &seq)) {
         int trailer = !in.event.len && !in.op.len;
-        inbound_seq(s, ch, chlen, node, seq, trailer);
+        inbound_seq(s, ch, chlen, node, seq, trailer,
+                    target == WSGW_TO_CONN && idmap_get(&s->by_id, name, name_len) != NULL);
         if (trailer) return;
     }
     if (in.op.len) {

@@ -1561,8 +1561,10 @@ def classify(wins):
         cross = s.pid is None or r.pid is None or s.pid != r.pid
         if r.unexpected and r.unexpected[1] == 1008:
             cat = CAT_SLOW
-        elif cross and (s.pid is not None and r.pid is not None and
-                        ts < BASELINE.get((s.pid, channel_of(target), r.pid), float("inf"))):
+        elif cross and not target.startswith("conn:") and (
+                s.pid is not None and r.pid is not None and
+                ts < BASELINE.get((s.pid, channel_of(target), r.pid), float("inf"))):
+            # (a connection's own channel is counted from its first number)
             cat = CAT_UNBASELINED                    # before the receiver had a first number
         elif cross:
             cat = None                               # decided below, per receiving worker

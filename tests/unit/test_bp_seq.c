@@ -63,7 +63,9 @@ static void test_unescape_prefix(void)
 /* ---- receiver ------------------------------------------------------------- */
 
 #define IN(in, ch, node, seq, trailer, now) \
-    bp_seq_in_check(&(in), ch, strlen(ch), node, strlen(node), seq, trailer, now)
+    bp_seq_in_check(&(in), ch, strlen(ch), node, strlen(node), seq, trailer, 0, now)
+#define IN_FROM_ONE(in, ch, node, seq, trailer, now) \
+    bp_seq_in_check(&(in), ch, strlen(ch), node, strlen(node), seq, trailer, 1, now)
 
 static void test_in_gaps_are_counted(void)
 {
@@ -77,6 +79,20 @@ static void test_in_gaps_are_counted(void)
     CHECK_INT(IN(in, "P:room:a", "n2", 102, 0, 5), 1);
     CHECK_INT(IN(in, "P:room:b", "n1", 50, 0, 6), 0);
     CHECK_INT(IN(in, "P:room:a", "n1", 12, 0, 7), 0);
+    bp_seq_in_free(&in);
+}
+
+/* A connection's own channel: numbered only after we subscribed, so the
+ * first number seen says how many went before it. */
+static void test_in_from_one(void)
+{
+    bp_seq_in_t in = {0};
+    CHECK_INT(IN_FROM_ONE(in, "P:conn:c1", "n1", 1, 0, 0), 0);     /* the first one came */
+    CHECK_INT(IN_FROM_ONE(in, "P:conn:c1", "n1", 2, 0, 1), 0);
+    CHECK_INT(IN_FROM_ONE(in, "P:conn:c1", "n1", 4, 0, 2), 1);     /* then as ever */
+    CHECK_INT(IN_FROM_ONE(in, "P:conn:c2", "n1", 3, 0, 3), 2);     /* 1 and 2 never came */
+    CHECK_INT(IN_FROM_ONE(in, "P:conn:c3", "n1", 2, 1, 4), 2);     /* a trailer first: 1 and 2 lost */
+    CHECK_INT(IN_FROM_ONE(in, "P:conn:c3", "n1", 3, 0, 5), 0);
     bp_seq_in_free(&in);
 }
 
@@ -255,6 +271,7 @@ int main(void)
     RUN(test_payload_rejects_invalid_utf8);
     RUN(test_unescape_prefix);
     RUN(test_in_gaps_are_counted);
+    RUN(test_in_from_one);
     RUN(test_in_trailers);
     RUN(test_in_restart_resets_without_counting);
     RUN(test_in_forget_and_sweep);
