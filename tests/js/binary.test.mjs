@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 
 import {
-  Gateway, Redis, WebSocket, closeClients, openClient, record, rejection, sleep, waitFor, within,
+  Gateway, Redis, WebSocket, closeClients, openClient, record, rejection, sleep, twoGateways, waitFor, within,
 } from "./helpers.mjs";
 
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
@@ -247,10 +247,7 @@ describe("binary data through Redis: two gateways and a backend", () => {
   let redis, g1, g2, cli;
   before(async () => {
     redis = await Redis.start();
-    [g1, g2] = await Promise.all([Gateway.start(["--redis-url", redis.url]), Gateway.start(["--redis-url", redis.url])]);
-    for (const g of [g1, g2])
-      await waitFor(async () => (await (await fetch(g.http + "/healthz")).json()).backplane === "up",
-        { what: "backplane up" });
+    [g1, g2] = await twoGateways(redis);
     // The backend: redis-cli subscribed to the events channel (raw output, one line per item).
     cli = spawn("redis-cli", ["-p", String(redis.port), "SUBSCRIBE", "wsgw:events"], { stdio: ["ignore", "pipe", "pipe"] });
     cli.lines = [];

@@ -4,16 +4,13 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { Gateway, Redis, closeClients, openClient, record, rejection, sleep, waitFor, within } from "./helpers.mjs";
+import { Redis, closeClients, openClient, record, rejection, sleep, twoGateways, waitFor, within } from "./helpers.mjs";
 
 describe("two gateways and Redis", () => {
   let redis, g1, g2;
   before(async () => {
     redis = await Redis.start();
-    [g1, g2] = await Promise.all([Gateway.start(["--redis-url", redis.url]), Gateway.start(["--redis-url", redis.url])]);
-    for (const g of [g1, g2])
-      await waitFor(async () => (await (await fetch(g.http + "/healthz")).json()).backplane === "up",
-        { what: "backplane up" });
+    [g1, g2] = await twoGateways(redis);
   });
   after(async () => {
     closeClients();

@@ -234,3 +234,12 @@ export function record(c, event) {
   c.on(event, (data, msg) => got.push([data, msg]));
   return got;
 }
+
+/** Two gateway processes sharing `redis`, each with its backplane up. */
+export async function twoGateways(redis) {
+  const gws = await Promise.all([Gateway.start(["--redis-url", redis.url]), Gateway.start(["--redis-url", redis.url])]);
+  for (const g of gws)
+    await waitFor(async () => (await (await fetch(g.http + "/healthz")).json()).backplane === "up",
+      { what: "backplane up" });
+  return gws;
+}
