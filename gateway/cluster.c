@@ -426,10 +426,7 @@ static size_t close_reason(json_span_t v, char *why)
     /* One byte past the limit, to see whether the character at the limit
      * is whole. */
     size_t n = json_str_unescape_prefix(v.p + 1, v.len - 2, (uint8_t *)why, CLOSE_REASON_MAX + 1);
-    if (n > CLOSE_REASON_MAX) {
-        n = CLOSE_REASON_MAX;
-        while (n > 0 && ((uint8_t)why[n] & 0xC0) == 0x80) n--;   /* back to a lead byte */
-    }
+    n = ws_utf8_cut((const uint8_t *)why, n, CLOSE_REASON_MAX);
     return ws_utf8_is_valid((const uint8_t *)why, n) ? n : SIZE_MAX;
 }
 

@@ -1,5 +1,6 @@
 /* ws_frame.c — the RFC 6455 §5 frame codec (see ws_frame.h). */
 #include "ws_frame.h"
+#include "ws_utf8.h"
 #include "ws_internal.h"
 #include "ws_status.h"
 
@@ -177,12 +178,7 @@ size_t ws_frame_write_close(uint8_t *out, uint16_t code, const char *reason,
     if (code == 0) return ws_frame_write_header(out, 1, 0, WS_OP_CLOSE, 0, NULL);
     const uint8_t *r = (const uint8_t *)reason;
     if (!r) reason_len = 0;
-    if (reason_len > WS_CONTROL_MAX - 2) {
-        /* Cut before the code point that would cross the limit: back up over
-         * continuation bytes (10xxxxxx) to the lead byte of that code point. */
-        reason_len = WS_CONTROL_MAX - 2;
-        while (reason_len > 0 && (r[reason_len] & 0xC0) == 0x80) reason_len--;
-    }
+    reason_len = ws_utf8_cut(r, reason_len, WS_CONTROL_MAX - 2);   /* never half a code point */
     size_t n = ws_frame_write_header(out, 1, 0, WS_OP_CLOSE, 2 + reason_len, NULL);
     out[n] = (uint8_t)(code >> 8);
     out[n + 1] = (uint8_t)code;

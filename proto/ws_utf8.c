@@ -362,3 +362,10 @@ int ws_utf8_is_valid(const uint8_t *s, size_t len)
 {
     return ws_utf8_validate(WS_UTF8_ACCEPT, s, len) == WS_UTF8_ACCEPT;
 }
+
+size_t ws_utf8_cut(const uint8_t *s, size_t len, size_t max)
+{
+    if (len <= max) return len;
+    while (max > 0 && (s[max] & 0xC0) == 0x80) max--;
+    return max;
+}

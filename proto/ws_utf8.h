@@ -26,4 +26,10 @@ uint32_t ws_utf8_validate(uint32_t state, const uint8_t *s, size_t len);
 /* Convenience: 1 when s[0..len) is complete valid UTF-8, else 0. */
 int ws_utf8_is_valid(const uint8_t *s, size_t len);
 
+/* The length of s[0..len) cut to at most `max` bytes without splitting a
+ * code point: past max, it backs up over continuation bytes (10xxxxxx) to
+ * the lead byte of the code point that would cross the limit.  len itself
+ * when len <= max.  (Validity is the caller's business.) */
+size_t ws_utf8_cut(const uint8_t *s, size_t len, size_t max);
+
 #endif

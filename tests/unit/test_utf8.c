@@ -450,8 +450,26 @@ static void t_unmask_validate(void)
     }
 }
 
+/* ws_utf8_cut never leaves half a code point: every cut of valid text at
+ * every limit is valid, and at most one code point shorter than the limit. */
+static void t_cut(void)
+{
+    const char *txt = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z";   /* a é € 😀 z: 1+2+3+4+1 */
+    size_t len = strlen(txt);
+    for (size_t max = 0; max <= len + 1; max++) {
+        size_t n = ws_utf8_cut((const uint8_t *)txt, len, max);
+        CHECK_MSG(n <= max && n + 4 > (max < len ? max : len), "max %zu: %zu", max, n);
+        CHECK_MSG(ws_utf8_is_valid((const uint8_t *)txt, n), "max %zu: cut at %zu splits a code point", max, n);
+    }
+    CHECK_INT(ws_utf8_cut((const uint8_t *)txt, len, 4), 3);   /* before € */
+    CHECK_INT(ws_utf8_cut((const uint8_t *)txt, len, 9), 6);   /* before 😀 */
+    CHECK_INT(ws_utf8_cut((const uint8_t *)txt, len, 10), 10); /* 😀 whole */
+    CHECK_INT(ws_utf8_cut((const uint8_t *)txt, len, len), len);
+}
+
 static void run_suite(void)
 {
+    RUN(t_cut);
     RUN(t_vectors);
     RUN(t_truncated);
     RUN(t_fail_fast);
