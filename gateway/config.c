@@ -59,6 +59,15 @@ const wsgw_key_t wsgw_keys[] = {
     KSTR(tls_cert, "", NULL, "PATH", 0, "PEM certificate chain for tls_listen"),
     KSTR(tls_key, "", NULL, "PATH", 0, "PEM private key for tls_cert"),
     KENUM(tls_min_version, "1.2", tls_versions, "oldest TLS version accepted"),
+    /* Forward secrecy and AEAD only: no static RSA key exchange (a stolen
+     * key decrypts recorded traffic) and no CBC (Lucky13, padding oracles).
+     * Every TLS 1.2 client of the last decade offers one of these. */
+    KSTR(tls_ciphers,
+         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+         "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+         "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+         wsgw_check_tls_ciphers, "CIPHERS", 0,
+         "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed); default: ECDHE with AES-GCM or ChaCha20-Poly1305 only"),
     KSTR(path, "/ws", wsgw_check_url_path, "PATH", 0, "URL path of the WebSocket endpoint"),
     KSTR(static_dir, "", NULL, "DIR", 0, "folder served at / (demo page); empty = none"),
     KSTR(client_js_path, "/wsgw.js", wsgw_check_url_path_opt, "PATH", 0,

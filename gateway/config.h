@@ -106,6 +106,7 @@ typedef struct wsgw_config {
     char          *tls_cert;          /* PEM certificate chain path */
     char          *tls_key;           /* PEM private key path */
     int            tls_min_version;   /* WSGW_TLS_* */
+    char          *tls_ciphers;       /* OpenSSL cipher list for TLS <= 1.2 */
     /* HTTP surface */
     char          *path;              /* WebSocket endpoint, starts with '/' */
     char          *static_dir;        /* served at / when not "" */

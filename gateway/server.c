@@ -311,7 +311,7 @@ static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
     s->write_buf = ws_xmalloc(s->write_cap);
     if (cfg->tls_listen.n) {
         s->ssl_ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min_version == WSGW_TLS_1_3,
-                                 err, errlen);
+                                 cfg->tls_ciphers, err, errlen);
         if (!s->ssl_ctx) {
             wsgw_server_free(s);
             return NULL;
