@@ -108,7 +108,15 @@ const wsgw_key_t wsgw_keys[] = {
     KENUM(slow_consumer_action, "close", slow_actions,
           "what to do at max_queued_bytes: close (1008) or drop new messages"),
     KINT(max_connections, "10000", 1, 10000000, 0, "open connections per worker"),
-    KINT(max_pending_handshakes, "1024", 1, 1000000, 0, "accepted sockets not yet upgraded"),
+    KINT(max_pending_handshakes, "1024", 1, 1000000, 0,
+         "handshakes under way (requests not yet read); plain HTTP responses being written are apart"),
+    /* A file or script response is held in memory whole until written
+     * (files up to 8 MiB): this bounds that memory, and a slow reader of
+     * a large file can hold a slot only for http_write_timeout. */
+    KINT(max_http_responses, "64", 1, 1000000, 0,
+         "file and script responses being written at once; past it 503 (/healthz, /metrics, errors always answered)"),
+    KDUR(http_write_timeout, "30s", 100, 1 * HOUR, 0,
+         "a plain HTTP response not fully written by then is cut (never off: slow readers)"),
     KDUR(drain_spread, "0", 100, 10 * MIN, WSGW_KF_ZERO_OFF,
          "on shutdown, close clients over this long instead of all at once, so they do not "
          "reconnect to the other gateways all at once; 0 = all at once"),
