@@ -212,11 +212,14 @@ int auth_may_join(const wsgw_conn_t *c, const char *room)
     return jwt_rooms_allow(rooms, room);
 }
 
-/* From the sweep: a token past its exp (plus leeway) ends the connection. */
+/* From the sweep: a token past its exp (plus leeway) ends the connection.
+ * exp may be near 2^64 (the verifier saturates it there): the sum saturates
+ * too, as jwt.c's does, or it would wrap to a time long past. */
 int auth_expired(wsgw_conn_t *c, uint64_t now_ms)
 {
     if (!c->auth || !c->auth->token_exp_s) return 0;
-    uint64_t limit = c->auth->token_exp_s + c->srv->cfg->auth_leeway_ms / 1000;
+    uint64_t exp = c->auth->token_exp_s, leeway = c->srv->cfg->auth_leeway_ms / 1000;
+    uint64_t limit = exp > UINT64_MAX - leeway ? UINT64_MAX : exp + leeway;
     if (now_ms / 1000 < limit) return 0;
     c->srv->metrics.closes[CLOSE_TOKEN_EXPIRED]++;
     wsgw_log(WSGW_LOG_INFO, "token_expired", "id=%s user=%s", c->id, c->auth->user ? c->auth->user : "-");

@@ -238,3 +238,24 @@ def test_bad_key_file_stops_startup(tmp_path):
     f.write_text("nope")
     r = subprocess.run([BIN, "--auth-public-key", str(f)], capture_output=True, text=True, timeout=10)
     assert r.returncode != 0 and str(f) in r.stderr
+
+
+def test_exp_near_2_64_does_not_expire(gateway_factory):
+    # handshake_timeout 400ms makes the sweep run every 100 ms.
+    gw = gateway_factory("--auth-hs256-secret", SECRET, "--handshake-timeout", "400ms")
+    async def main():
+        socks = []
+        for exp in (2 ** 64 - 1, 2 ** 64 - 10):
+            ws = track(await websockets.connect(gw.url, extra_headers={
+                "Authorization": "Bearer " + hs256({"sub": "ivy", "exp": exp})}, close_timeout=2))
+            await recv_json(ws)
+            socks.append(ws)
+        await asyncio.sleep(2.5)
+        for i, ws in enumerate(socks):          # both still open: each emits to all, both receive
+            await ws.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": i, "id": 1}))
+            got = [await recv_json(ws), await recv_json(ws)]
+            assert {"op": "ack", "id": 1} in got and any(m.get("data") == i for m in got)
+            assert (await recv_json(socks[1 - i]))["data"] == i
+    run(main())
+    assert gw.metrics()['wsgw_disconnects_total{reason="token_expired"}'] == 0
+
