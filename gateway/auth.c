@@ -31,7 +31,7 @@ int auth_init(wsgw_server_t *s, char *err, size_t errlen)
     if (jwt_keys_load(&s->jwt_keys, secret, pem, err, errlen) != 0) return -1;
     s->auth_on = 1;
     s->jwt_policy.leeway_s = (uint32_t)(cfg->auth_leeway_ms / 1000);
-    s->jwt_policy.require_exp = 0;
+    s->jwt_policy.require_exp = cfg->auth_require_exp;   /* refused as "exp claim missing" */
     s->jwt_policy.check_iat = 1;
     s->jwt_policy.issuer = cfg->auth_issuer[0] ? cfg->auth_issuer : NULL;
     s->jwt_policy.audience = cfg->auth_audience[0] ? cfg->auth_audience : NULL;

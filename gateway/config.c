@@ -134,6 +134,7 @@ const wsgw_key_t wsgw_keys[] = {
     KSTR(auth_public_key, "", wsgw_check_path_opt, "FILE", 0,
          "JWT authentication: PEM public key (RSA: RS256, EC P-256: ES256); empty = none"),
     KBOOL(auth_anonymous, "false", "with a key configured, also admit clients without a token"),
+    KBOOL(auth_require_exp, "false", "refuse tokens without an exp claim (at the handshake and in auth refreshes)"),
     KSTR(auth_issuer, "", NULL, "ISS", 0, "required JWT iss; empty = any"),
     KSTR(auth_audience, "", NULL, "AUD", 0, "required JWT aud; empty = any"),
     KDUR(auth_leeway, "30s", 0, 1 * HOUR, WSGW_KF_ZERO_OFF, "clock skew allowed on exp/nbf/iat"),

@@ -259,3 +259,23 @@ def test_exp_near_2_64_does_not_expire(gateway_factory):
     run(main())
     assert gw.metrics()['wsgw_disconnects_total{reason="token_expired"}'] == 0
 
+
+def test_auth_require_exp(gateway_factory):
+    no_exp = hs256({"sub": "jo"})
+    # Off by default: a token without exp is admitted.
+    gw = gateway_factory("--auth-hs256-secret", SECRET)
+    assert upgrade_with(gw, "Authorization: Bearer %s\r\n" % no_exp).startswith(b"HTTP/1.1 101")
+    gw = gateway_factory("--auth-hs256-secret", SECRET, "--auth-require-exp", "true")
+    resp = upgrade_with(gw, "Authorization: Bearer %s\r\n" % no_exp)
+    assert resp.startswith(b"HTTP/1.1 401") and b"exp claim missing" in resp, resp
+    assert gw.metrics()['wsgw_handshake_failures_total{reason="auth"}'] == 1
+    assert any("handshake_refused" in l and "exp claim missing" in l for l in gw.output().splitlines())
+    async def main():
+        ws = track(await websockets.connect(gw.url, extra_headers={
+            "Authorization": "Bearer " + hs256({"sub": "jo", "exp": now() + 600})}, close_timeout=2))
+        await recv_json(ws)
+        await ws.send(json.dumps({"op": "auth", "token": no_exp, "id": 1}))
+        err = await recv_json(ws)
+        assert err["op"] == "error" and err["code"] == "unauthorized" and "exp claim missing" in err["message"]
+    run(main())
+
