@@ -222,7 +222,9 @@ int auth_expired(wsgw_conn_t *c, uint64_t now_ms)
     uint64_t limit = exp > UINT64_MAX - leeway ? UINT64_MAX : exp + leeway;
     if (now_ms / 1000 < limit) return 0;
     c->srv->metrics.closes[CLOSE_TOKEN_EXPIRED]++;
-    wsgw_log(WSGW_LOG_INFO, "token_expired", "id=%s user=%s", c->id, c->auth->user ? c->auth->user : "-");
+    char user[JWT_SUB_MAX * 4 + 3];         /* every byte escaped, quotes */
+    wsgw_log(WSGW_LOG_INFO, "token_expired", "id=%s user=%s", c->id,
+             c->auth->user ? wsgw_log_value(user, sizeof user, c->auth->user) : "-");
     conn_fail(c, AUTH_CLOSE_EXPIRED, "token expired");
     return 1;
 }

@@ -279,3 +279,51 @@ def test_auth_require_exp(gateway_factory):
         assert err["op"] == "error" and err["code"] == "unauthorized" and "exp claim missing" in err["message"]
     run(main())
 
+
+def log_fields(line):
+    """key=value fields of a text log line (after the timestamp); a quoted
+    value runs to the closing quote, with \\" and \\\\ escaped."""
+    fields, i, n = {}, line.index(" ") + 1, len(line)
+    while i < n:
+        eq = line.index("=", i)
+        key = line[i:eq]
+        assert key and " " not in key and '"' not in key, (key, line)
+        i = eq + 1
+        if i < n and line[i] == '"':
+            j, val = i + 1, ""
+            while line[j] != '"':
+                if line[j] == "\\":
+                    j += 1
+                val += line[j]
+                j += 1
+            i = j + 1
+        else:
+            j = line.find(" ", i)
+            j = n if j < 0 else j
+            val, i = line[i:j], j
+        assert key not in fields, (key, line)
+        fields[key] = val
+        while i < n and line[i] == " ":
+            i += 1
+    return fields
+
+
+def test_user_in_log_lines_cannot_forge_fields(gateway_factory):
+    gw = gateway_factory("--auth-hs256-secret", SECRET, "--auth-leeway", "0", "--handshake-timeout", "400ms")
+    subs = ["x role=admin", 'x" role="admin', "x\\\" role=admin"]
+    async def main():
+        for sub in subs:
+            ws = track(await websockets.connect(gw.url, extra_headers={
+                "Authorization": "Bearer " + hs256({"sub": sub, "exp": now() + 1})}, close_timeout=2))
+            await recv_json(ws)
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 4001
+    run(main())
+    lines = [l for l in gw.output().splitlines() if "event=token_expired" in l]
+    assert len(lines) == len(subs), lines
+    for line, sub in zip(lines, subs):
+        f = log_fields(line)
+        assert "role" not in f and f["user"] == sub, (line, f)
+        assert set(f) == {"level", "event", "id", "user"}, line
