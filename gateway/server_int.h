@@ -305,10 +305,15 @@ void cluster_conn_closed(wsgw_conn_t *c);
 int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
                               const char *name, size_t name_len, const envelope_delivery_t *d,
                               json_span_t ack_id);
-/* An emit without "to", for backends: returns 1 when the answer to ack_id
- * will come later (after Redis replied), 0 when the caller answers now:
- * ack if `handled` (an on(event) handler took it), else no_backend. */
-int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled);
+/* An emit without "to", for backends on P:events.  Returns 1 when it was
+ * published (or held for Redis), 0 when it was not: no Redis, or
+ * backend_events = none.  Whether it was published says nothing about an
+ * answer: *answer_later (NULL: never answer, as for Iris clients) is set to
+ * 1 when the answer to m (ack, no_backend or unavailable, with m's id or
+ * without one) will be sent once Redis replied, else 0 and the caller
+ * answers now: when published, only `handled` (an on(event) handler took
+ * it) leaves it at 0, so that answer is an ack. */
+int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled, int *answer_later);
 const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down" */
 /* From the periodic sweep: trailers and the ageing of sequence numbers. */
 void cluster_sweep(wsgw_server_t *s, uint64_t now_ms);
@@ -339,7 +344,8 @@ void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len);
 void protocol_iris_open(wsgw_conn_t *c);
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
 /* The same error envelope for what is not the client's fault (the
- * backplane is unavailable, a refreshed token took rooms away): counted,
+ * backplane is unavailable, no backend is subscribed to events, a
+ * refreshed token took rooms away): counted,
  * but it does not spend the error budget. */
 void protocol_error_not_yours(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
 

@@ -325,6 +325,51 @@ def test_event_without_backend_is_an_error(gateway_factory, redis_server):
     run(main())
 
 
+def test_emits_without_to_or_id_reach_the_backend_unanswered(gateway_factory, redis_server):
+    """The protocol's own example, an emit with neither "to" nor "id", is
+    published to P:events: no answer (there is no id to ack), no error, and
+    no 1008 after the error budget (it was answered no_backend each time)."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    sub = backend_events(redis_server)
+    try:
+        async def main():
+            a = await client(g1)
+            for i in range(100):
+                await a.send(json.dumps({"op": "emit", "event": "hello", "data": i}))
+            await no_message(a, 1.0)
+            await a.send(json.dumps({"op": "emit", "event": "hello", "data": "last", "id": "z"}))
+            assert await recv_json(a) == {"op": "ack", "id": "z"}     # still open
+            return a.conn_id
+        conn_id = run(main())
+        seen = events_seen(sub, 1.0)
+    finally:
+        sub.close()
+    assert [e["data"] for e in seen] == list(range(100)) + ["last"]
+    assert all(e["event"] == "hello" and e["from"] == conn_id and "to" not in e for e in seen)
+
+
+def test_no_backend_spends_no_error_budget(gateway_factory, redis_server):
+    """no_backend is not the client's fault (a backend restarting, say):
+    100 of them in a burst (error_rate_burst is 20) do not close the
+    connection with 1008."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    async def main():
+        a = await client(g1)
+        for i in range(100):
+            await a.send(json.dumps({"op": "emit", "event": "hello", "data": i, "id": i}))
+        errors = [await recv_json(a) for _ in range(100)]
+        assert sorted(e["id"] for e in errors) == list(range(100))
+        assert all(e["op"] == "error" and e["code"] == "no_backend" for e in errors), errors[:3]
+        await a.send(json.dumps({"op": "join", "room": "r", "id": "j"}))
+        assert await recv_json(a) == {"op": "ack", "id": "j"}     # still open
+        # Without an id, "nothing received it" is still said (an id-less error).
+        await a.send(json.dumps({"op": "emit", "event": "hello", "data": 1}))
+        err = await recv_json(a)
+        assert err["op"] == "error" and err["code"] == "no_backend" and "id" not in err
+    run(main())
+    assert g1.metrics()['wsgw_disconnects_total{reason="error_rate"}'] == 0
+
+
 def test_bad_backend_payloads_are_counted_not_delivered(gateway_factory, redis_server):
     g1, = cluster(gateway_factory, redis_server, 1)
     async def main():
