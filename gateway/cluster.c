@@ -227,7 +227,7 @@ static void synced(void *ud, int confirmed, void *privdata)
     wsgw_conn_t *c = idmap_get(&s->by_id, a->conn, strlen(a->conn));
     if (c && c->state == CONN_OPEN) {
         json_span_t id = { (const uint8_t *)a->id, a->id_len };
-        if (a->is_welcome) protocol_welcome(c);
+        if (a->is_welcome) conn_release(c);
         else protocol_ack(c, id);
     }
     ws_xfree(a);
