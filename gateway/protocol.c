@@ -159,10 +159,16 @@ static void protocol_emit_backend(wsgw_conn_t *c, const envelope_msg_t *m)
     event[m->event.len] = '\0';
     int handled = protocol_dispatch(c, event, (const char *)m->data.p, m->data.len);
     if (c->state != CONN_OPEN) return;
-    if (cluster_publish_event(c, m, handled)) return;      /* answered when Redis replies */
+    int later = 0;
+    if (cluster_publish_event(c, m, handled, &later)) {
+        if (!later) protocol_ack(c, m->id);              /* a handler took it */
+        return;                                          /* else answered when Redis replies */
+    }
     if (!handled) {
-        protocol_error(c, m->id, ENVELOPE_E_NO_BACKEND,
-                       "no handler for this event and no backend: give \"to\"");
+        /* Not the client's fault (no backend yet, or backend_events off):
+         * it costs no error budget. */
+        protocol_error_not_yours(c, m->id, ENVELOPE_E_NO_BACKEND,
+                                 "no handler for this event and no backend: give \"to\"");
         return;
     }
     protocol_ack(c, m->id);
@@ -309,7 +315,7 @@ void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len)
         if (s->iris_kind == WSGW_TO_SELF) {              /* "backend" */
             envelope_msg_t m = { .op = ENVELOPE_OP_EMIT, .event = im.event,
                                  .data = { json.data, json.len } };
-            cluster_publish_event(c, &m, 0);
+            cluster_publish_event(c, &m, 0, NULL);     /* Iris has no answers */
         } else {
             iris_emit(c, im.event, &json);
         }
