@@ -31,7 +31,7 @@ int auth_init(wsgw_server_t *s, char *err, size_t errlen)
     if (jwt_keys_load(&s->jwt_keys, secret, pem, err, errlen) != 0) return -1;
     s->auth_on = 1;
     s->jwt_policy.leeway_s = (uint32_t)(cfg->auth_leeway_ms / 1000);
-    s->jwt_policy.require_exp = 0;
+    s->jwt_policy.require_exp = cfg->auth_require_exp;   /* refused as "exp claim missing" */
     s->jwt_policy.check_iat = 1;
     s->jwt_policy.issuer = cfg->auth_issuer[0] ? cfg->auth_issuer : NULL;
     s->jwt_policy.audience = cfg->auth_audience[0] ? cfg->auth_audience : NULL;
@@ -212,14 +212,19 @@ int auth_may_join(const wsgw_conn_t *c, const char *room)
     return jwt_rooms_allow(rooms, room);
 }
 
-/* From the sweep: a token past its exp (plus leeway) ends the connection. */
+/* From the sweep: a token past its exp (plus leeway) ends the connection.
+ * exp may be near 2^64 (the verifier saturates it there): the sum saturates
+ * too, as jwt.c's does, or it would wrap to a time long past. */
 int auth_expired(wsgw_conn_t *c, uint64_t now_ms)
 {
     if (!c->auth || !c->auth->token_exp_s) return 0;
-    uint64_t limit = c->auth->token_exp_s + c->srv->cfg->auth_leeway_ms / 1000;
+    uint64_t exp = c->auth->token_exp_s, leeway = c->srv->cfg->auth_leeway_ms / 1000;
+    uint64_t limit = exp > UINT64_MAX - leeway ? UINT64_MAX : exp + leeway;
     if (now_ms / 1000 < limit) return 0;
     c->srv->metrics.closes[CLOSE_TOKEN_EXPIRED]++;
-    wsgw_log(WSGW_LOG_INFO, "token_expired", "id=%s user=%s", c->id, c->auth->user ? c->auth->user : "-");
+    char user[JWT_SUB_MAX * 4 + 3];         /* every byte escaped, quotes */
+    wsgw_log(WSGW_LOG_INFO, "token_expired", "id=%s user=%s", c->id,
+             c->auth->user ? wsgw_log_value(user, sizeof user, c->auth->user) : "-");
     conn_fail(c, AUTH_CLOSE_EXPIRED, "token expired");
     return 1;
 }

@@ -228,7 +228,7 @@ static void synced(void *ud, int confirmed, void *privdata)
     wsgw_conn_t *c = idmap_get(&s->by_id, a->conn, strlen(a->conn));
     if (c && c->state == CONN_OPEN) {
         json_span_t id = { (const uint8_t *)a->id, a->id_len };
-        if (a->is_welcome) protocol_welcome(c);
+        if (a->is_welcome) conn_release(c);
         else protocol_ack(c, id);
     }
     ws_xfree(a);
@@ -258,8 +258,8 @@ static void published(void *ud, long receivers, void *privdata)
             protocol_error_not_yours(c, id, ENVELOPE_E_UNAVAILABLE,
                            a->is_event ? "the backplane is unavailable: no backend received this event"
                                        : "the backplane is unavailable: delivered on this node only");
-        else if (a->is_event && receivers == 0 && !a->handled)
-            protocol_error(c, id, ENVELOPE_E_NO_BACKEND, "no backend is subscribed to events");
+        else if (a->is_event && receivers == 0 && !a->handled)   /* a backend restarting, say */
+            protocol_error_not_yours(c, id, ENVELOPE_E_NO_BACKEND, "no backend is subscribed to events");
         else
             protocol_ack(c, id);
     }
@@ -313,20 +313,29 @@ int cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_
     return a != NULL;
 }
 
-int cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled)
+int cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled, int *answer_later)
 {
     wsgw_server_t *s = c->srv;
+    if (answer_later) *answer_later = 0;
     if (!s->bp_remote || s->cfg->backend_events == WSGW_BACKEND_EVENTS_NONE) return 0;
     envelope_delivery_t d = {
         .event = m->event, .data = m->data,
         .from = { (const uint8_t *)c->id, c->id_len },
         .to = ENVELOPE_TO_BACKEND,
     };
-    pending_ack_t *a = pending_ack_new(s, c, m->id);
-    if (a) { a->is_event = 1; a->handled = (uint8_t)handled; }
+    /* Redis' reply says whether a backend got it: an ack for an id, and
+     * no_backend or unavailable when no handler took it, with or without
+     * an id (an accepted message is never dropped silently).  Handled and
+     * without an id, there is nothing to say. */
+    pending_ack_t *a = NULL;
+    if (answer_later && (m->id.len || !handled)) {
+        a = pending_ack_alloc(s, c, m->id);      /* the decoder bounds the id: it fits */
+        a->is_event = 1;
+        a->handled = (uint8_t)handled;
+        *answer_later = 1;
+    }
     publish_for_backends(s, c, &d, a);
-    /* Without an id there is nothing to answer later: the caller decides. */
-    return a != NULL;
+    return 1;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */

@@ -162,6 +162,7 @@ typedef struct wsgw_config {
     char          *auth_hs256_secret;           /* "" = none */
     char          *auth_public_key;             /* PEM path, "" = none */
     bool           auth_anonymous;
+    bool           auth_require_exp;
     char          *auth_issuer;
     char          *auth_audience;
     uint64_t       auth_leeway_ms;

@@ -57,24 +57,26 @@ void conn_report_error(wsgw_conn_t *c, const char *why)
     if (c->app && c->app->on_error) c->app->on_error(c, why, c->app->on_error_ud);
 }
 
-/* Off the server's list of handshakes under way (the slowloris eviction's);
- * idempotent. */
-static void conn_pend_unlink(wsgw_conn_t *c)
+/* Out of the server's FIFO of handshakes under way (the slowloris
+ * eviction's); idempotent. */
+static void conn_hs_unlink(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
     conn_hs_t *hs = c->hs;
-    if (!hs || (!hs->pend_prev && s->pend_head != c)) return;     /* not on it */
+    if (!hs || !hs->in_fifo) return;
     if (hs->pend_prev) hs->pend_prev->hs->pend_next = hs->pend_next;
     else s->pend_head = hs->pend_next;
     if (hs->pend_next) hs->pend_next->hs->pend_prev = hs->pend_prev;
     else s->pend_tail = hs->pend_prev;
     hs->pend_prev = hs->pend_next = NULL;
+    hs->in_fifo = 0;
 }
 
 void conn_hs_free(wsgw_conn_t *c)
 {
     if (!c->hs) return;
-    conn_pend_unlink(c);
+    conn_hs_unlink(c);
+    c->held = 0;
     ws_buf_free(&c->hs->buf);
     ws_xfree(c->hs->proxy);
     ws_xfree(c->hs);
@@ -86,7 +88,7 @@ void conn_start_http(wsgw_conn_t *c)
     wsgw_server_t *s = c->srv;
     if (c->state == CONN_HTTP) return;
     c->state = CONN_HTTP;
-    conn_pend_unlink(c);
+    conn_hs_unlink(c);
     if (c->counted_hs) {
         c->counted_hs = 0;
         s->n_handshaking--;
@@ -156,6 +158,7 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     c->hs = ws_xcalloc(1, sizeof *c->hs);
     ws_http_parser_init(&c->hs->parser);
     c->hs->since_ms = now;
+    c->hs->in_fifo = 1;
     c->hs->pend_prev = s->pend_tail;
     if (s->pend_tail) s->pend_tail->hs->pend_next = c;
     else s->pend_head = c;
@@ -386,14 +389,37 @@ void conn_queue_block(wsgw_conn_t *c, wsgw_block_t *b)
     conn_mark_pending(c);
 }
 
+/* Bytes the flush may write: all that are queued, or while the welcome is
+ * held (conn_hold) only those queued before it. */
+static size_t conn_out_ready(const wsgw_conn_t *c)
+{
+    if (!c->held || c->hs->out_allowed >= c->outq.bytes) return c->outq.bytes;
+    return c->hs->out_allowed;
+}
+
+/* Cuts iov[0..cnt) to at most max bytes; returns the iovecs left. */
+static int iov_clip(struct iovec *iov, int cnt, size_t max)
+{
+    size_t sum = 0;
+    for (int i = 0; i < cnt; i++) {
+        if (sum + iov[i].iov_len >= max) {
+            iov[i].iov_len = max - sum;
+            return iov[i].iov_len ? i + 1 : i;
+        }
+        sum += iov[i].iov_len;
+    }
+    return cnt;
+}
+
 /* Writes as much of the queue as the socket takes. */
 void conn_flush(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
     size_t pass = 0;
-    while (c->outq.count && c->state != CONN_DEAD) {
+    while (conn_out_ready(c) && c->state != CONN_DEAD) {
         struct iovec iov[CONN_WRITE_IOV];
         int cnt = outq_iov(&c->outq, iov, CONN_WRITE_IOV);
+        if (c->held) cnt = iov_clip(iov, cnt, c->hs->out_allowed);
         ssize_t n = conn_send(c, iov, cnt);
         if (n == IO_AGAIN) break;
         if (n < 0) {
@@ -404,13 +430,14 @@ void conn_flush(wsgw_conn_t *c)
             return;
         }
         outq_consume(&c->outq, (size_t)n);
+        if (c->held) c->hs->out_allowed -= (size_t)n;
         s->metrics.bytes_out += (uint64_t)n;
         pass += (size_t)n;
         if (pass >= CONN_WRITE_PASS) { conn_mark_pending(c); return; }  /* fairness */
     }
     if (c->state == CONN_DEAD) return;
-    int want_read = c->state != CONN_HTTP;
-    if (c->outq.count || c->tls_read_wants_write) {
+    int want_read = c->state != CONN_HTTP && !c->held;
+    if (conn_out_ready(c) || c->tls_read_wants_write) {
         if (!c->stalled) {
             c->stalled = 1;
             c->stalled_since_ms = conn_ms(wsgw_now_ms(s));
@@ -479,6 +506,13 @@ void conn_fail(wsgw_conn_t *c, uint16_t code, const char *reason)
         return;
     }
     if (c->state != CONN_OPEN) return;     /* already closing: idempotent */
+    if (c->held) {
+        /* The close frame must get out: the welcome goes before it (nothing
+         * is promised of a closing connection), the held frames are dropped. */
+        conn_hs_free(c);
+        conn_set_events(c, EV_READ | (c->write_armed ? EV_WRITE : 0));
+        if (c->state != CONN_OPEN) return;
+    }
     c->close_code = code;
     c->state = CONN_CLOSING;
     conn_queue_close(c, code, reason);
@@ -742,6 +776,7 @@ static int conn_proxy_read(wsgw_conn_t *c)
 static void conn_read(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
+    if (c->held) return;                    /* a TLS write's read: after the welcome */
     if (c->hs && c->hs->proxy && !conn_proxy_read(c)) return;
     /* A few full buffers per event at most, so one busy peer cannot starve
      * others: the poller is level-triggered, so input left in the socket is
@@ -749,7 +784,7 @@ static void conn_read(wsgw_conn_t *c)
      * announced by the socket, and neither is an EOF or error it has seen
      * after some bytes, so those are always read now. */
     int rest = RECV_FULL;
-    for (int round = 0; c->state != CONN_DEAD; round++) {
+    for (int round = 0; c->state != CONN_DEAD && !c->held; round++) {
         if (rest == RECV_DRAINED) return;
         if (rest == RECV_FULL && round >= 4 && !(c->ssl && SSL_has_pending(c->ssl))) return;
         ssize_t n = conn_recv(c, s->read_buf, s->read_cap, &rest);
@@ -788,6 +823,39 @@ void conn_ready(void *ptr, int revents)
     }
 }
 
+/* ---- the welcome first (conn_hold, server_int.h) ------------------------------ */
+
+void conn_hold(wsgw_conn_t *c, size_t out_allowed, size_t in_off)
+{
+    conn_hs_t *hs = c->hs;
+    conn_hs_unlink(c);                       /* open: no longer a pending handshake */
+    hs->held_off = in_off;
+    hs->out_allowed = out_allowed;
+    c->held = 1;
+    /* The hold is part of the handshake: it ends by the handshake's
+     * deadline.  Meanwhile nothing is read (the socket's buffer and TCP's
+     * window bound what the client can send), and what is queued for the
+     * client counts against max_queued_bytes as ever. */
+    if (c->srv->cfg->handshake_timeout_ms) conn_set_deadline(c, c->srv->cfg->handshake_timeout_ms);
+    conn_set_events(c, c->write_armed ? EV_WRITE : 0);
+}
+
+void conn_release(wsgw_conn_t *c)
+{
+    if (!c->held || c->state != CONN_OPEN) return;
+    ws_buf_t in = c->hs->buf;
+    size_t off = c->hs->held_off;
+    memset(&c->hs->buf, 0, sizeof c->hs->buf);
+    conn_hs_free(c);
+    c->has_deadline = 0;
+    conn_mark_pending(c);                    /* the welcome, and what waited behind it */
+    conn_set_events(c, EV_READ | (c->write_armed ? EV_WRITE : 0));
+    if (c->state == CONN_OPEN && in.len > off) conn_ws_input(c, in.data + off, in.len - off);
+    ws_buf_free(&in);
+    /* Records OpenSSL read ahead are not announced by the socket. */
+    if (c->ssl && c->state == CONN_OPEN && SSL_has_pending(c->ssl)) conn_read(c);
+}
+
 /* ---- the one periodic sweep -------------------------------------------------- */
 
 void conn_sweep(wsgw_conn_t *c, uint64_t now)
@@ -803,6 +871,13 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
         }
         return;
     case CONN_OPEN:
+        if (c->held && c->has_deadline && conn_ms_reached(now, c->deadline_ms)) {
+            s->metrics.handshake_failures[HS_FAIL_TIMEOUT]++;
+            wsgw_log(WSGW_LOG_INFO, "welcome_timeout", "id=%s remote=%s reason=\"P:conn:<id> not subscribed within handshake_timeout\"",
+                     c->id, conn_peer(c));
+            conn_fail(c, WS_CLOSE_TRY_AGAIN_LATER, "backplane not ready");
+            return;
+        }
         break;
     case CONN_HTTP:
         if (c->has_deadline && conn_ms_reached(now, c->deadline_ms)) {

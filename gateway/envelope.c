@@ -117,7 +117,7 @@ int envelope_conn_id_valid(const uint8_t *id, size_t len)
 /* Decoded event bytes: no C0 controls, no DEL, no C1 controls (U+0080..
  * U+009F, encoded C2 80..C2 9F).  The input is valid UTF-8, so anything
  * else is a printable or format character. */
-static int event_valid(const uint8_t *p, size_t len, size_t max_len)
+int envelope_event_valid(const uint8_t *p, size_t len, size_t max_len)
 {
     if (len == 0 || len > max_len) return 0;
     for (size_t i = 0; i < len; i++) {
@@ -225,7 +225,7 @@ static envelope_code_t decode_event(json_span_t v, envelope_msg_t *m, size_t max
         c.p = m->_event_buf;
         c.len = n;
     }
-    if (!event_valid(c.p, c.len, max_event)) return fail(m, ENVELOPE_E_BAD_EVENT, "event");
+    if (!envelope_event_valid(c.p, c.len, max_event)) return fail(m, ENVELOPE_E_BAD_EVENT, "event");
     m->event = c;
     return ENVELOPE_OK;
 }

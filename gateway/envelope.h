@@ -131,6 +131,10 @@ const char *envelope_explain(envelope_code_t code, const envelope_msg_t *m,
 /* 1 when name[0..len) is a valid room name under max_len (0 = default):
  * 1..max_len bytes of [A-Za-z0-9_.:@/-]. */
 int envelope_room_valid(const uint8_t *name, size_t len, size_t max_len);
+/* 1 when p[0..len), valid UTF-8 (the caller checks), is a valid event name:
+ * 1..max_len bytes without C0 controls, DEL or C1 controls.  The rule for
+ * envelope events (after unescaping) and Iris events alike. */
+int envelope_event_valid(const uint8_t *p, size_t len, size_t max_len);
 /* 1 when id[0..len) is a valid connection id: 1..128 bytes of [A-Za-z0-9_.:@-]. */
 int envelope_conn_id_valid(const uint8_t *id, size_t len);
 

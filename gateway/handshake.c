@@ -262,8 +262,17 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     set_no_req(c);
     if (c->state != CONN_OPEN) return;      /* disconnected inside on_connection */
     if (c->codec == CODEC_IRIS) protocol_iris_open(c);   /* Iris has no welcome */
-    else if (!conn_native(c) && !cluster_after_sync(c, (json_span_t){ NULL, 0 }, 1))
-        protocol_welcome(c);      /* with Redis: once P:conn:<id> is subscribed */
+    else if (!conn_native(c)) {
+        /* With Redis the welcome goes once P:conn:<id> is subscribed, and
+         * it is the first answer: the frames that came with the request,
+         * and any queued after the welcome, wait for it (conn_hold). */
+        size_t before = c->outq.bytes;            /* the 101, what on_connection sent */
+        protocol_welcome(c);
+        if (c->state == CONN_OPEN && cluster_after_sync(c, (json_span_t){ NULL, 0 }, 1)) {
+            conn_hold(c, before, hdr_len);
+            return;
+        }
+    }
 
     /* Frames that arrived with the request: feed them, then drop the buffer. */
     ws_buf_t hsbuf = c->hs->buf;

@@ -16,6 +16,7 @@ const char *iris_err_str(int err)
     case IRIS_E_BOOL:     return "Iris bool payload is not true/false/1/0/t/f";
     case IRIS_E_JSON:     return "Iris JSON payload is not JSON, or is null";
     case IRIS_E_UTF8:     return "Iris string payload is not UTF-8";
+    case IRIS_E_EVENT:    return "Iris event name too long, not UTF-8, or with control characters";
     default:              return "unknown Iris error";
     }
 }

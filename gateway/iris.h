@@ -49,7 +49,8 @@ typedef enum iris_err {
     IRIS_E_INT       = -3,   /* type 1 payload is not a decimal integer (Iris dropped it) */
     IRIS_E_BOOL      = -4,   /* type 2 payload is not a ParseBool form (Iris dropped it) */
     IRIS_E_JSON      = -5,   /* type 4 payload is not JSON, or is null (Iris dropped it) */
-    IRIS_E_UTF8      = -6    /* a string payload is not UTF-8 (binary frame) */
+    IRIS_E_UTF8      = -6,   /* a string payload is not UTF-8 (binary frame) */
+    IRIS_E_EVENT     = -7    /* the event name breaks the envelope event rule (the gateway checks it) */
 } iris_err_t;
 
 typedef struct iris_msg {

@@ -106,6 +106,16 @@ void wsgw_log(wsgw_log_level_t level, const char *event, const char *fmt, ...)
     funlockfile(stderr);
 }
 
+const char *wsgw_log_value(char *out, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7f) return wsgw_log_quote(out, cap, s, n);
+    }
+    return n ? s : wsgw_log_quote(out, cap, s, n);
+}
+
 const char *wsgw_log_quote(char *out, size_t cap, const char *s, size_t len)
 {
     size_t o = 0;

@@ -31,4 +31,11 @@ void wsgw_log(wsgw_log_level_t level, const char *event, const char *fmt, ...)
  * non-printable bytes escaped (\xNN), truncated to fit; returns out. */
 const char *wsgw_log_quote(char *out, size_t cap, const char *s, size_t len);
 
+/* A value from outside (a token's sub, a header) as one field: s itself
+ * when it is non-empty and has no space, '=', '"', '\\' or control byte,
+ * else wsgw_log_quote(out, cap, s, strlen(s)) — so a value can never end
+ * its field early and forge another ("user=x role=admin").  Returns s or
+ * out. */
+const char *wsgw_log_value(char *out, size_t cap, const char *s);
+
 #endif

@@ -64,7 +64,7 @@ void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf
     metric(out, "wsgw_dropped_messages_total", "counter", "Deliveries not made: receiver closing or over its queue limit, an event an Iris client cannot carry, a publish the backplane dropped (also in wsgw_backplane_dropped_total).", m->dropped_messages);
     metric(out, "wsgw_dropped_bytes_total", "counter", "Queued bytes discarded when a slow consumer was cut off.", m->dropped_bytes);
     metric(out, "wsgw_slow_consumer_closes_total", "counter", "Connections closed for exceeding max_queued_bytes.", m->closes[CLOSE_SLOW_CONSUMER]);
-    put(out, "# HELP wsgw_envelope_errors_total Error envelopes sent to clients, by code (docs/protocol.md): "
+    put(out, "# HELP wsgw_envelope_errors_total Error envelopes sent to clients (and Iris joins or emits refused for the same reason), by code (docs/protocol.md): "
              "bad input, and refusals such as forbidden, not_joined, rate_limited.\n"
              "# TYPE wsgw_envelope_errors_total counter\n");
     for (int i = 1; i < ENVELOPE_CODE_COUNT; i++)

@@ -75,6 +75,32 @@ static int room_permitted(const wsgw_config_t *cfg, const char *name)
     return 0;
 }
 
+/* The client permissions, one place for both codecs (envelopes and Iris):
+ * a join needs join_rooms and the token's rooms claim; an emit needs the
+ * target kind in emit_targets and in the token's emit claim, and a room
+ * target needs membership.  Emits without a target (to backends) need
+ * neither. */
+static int protocol_may_join(const wsgw_conn_t *c, const char *room)
+{
+    return room_permitted(c->srv->cfg, room) && auth_may_join(c, room);
+}
+
+static envelope_code_t protocol_may_emit(const wsgw_conn_t *c, wsgw_target_kind_t kind,
+                                         const char *name, size_t name_len)
+{
+    unsigned need;
+    switch (kind) {
+    case WSGW_TO_BROADCAST: need = WSGW_EMIT_BROADCAST; break;
+    case WSGW_TO_ALL:       need = WSGW_EMIT_ALL;       break;
+    case WSGW_TO_ROOM:      need = WSGW_EMIT_ROOM;      break;
+    case WSGW_TO_CONN:      need = WSGW_EMIT_CONN;      break;
+    default:                return ENVELOPE_OK;
+    }
+    if (!(c->srv->cfg->emit_targets & need & c->claim_emit)) return ENVELOPE_E_FORBIDDEN;
+    if (kind == WSGW_TO_ROOM && !rooms_is_member(&c->member, name, name_len)) return ENVELOPE_E_NOT_JOINED;
+    return ENVELOPE_OK;
+}
+
 /* Hands an event to the on(event) handlers set through the C API; returns
  * 1 when at least one took it.  A handler may close the connection. */
 static int protocol_dispatch(wsgw_conn_t *c, const char *event, const char *data, size_t len)
@@ -98,7 +124,7 @@ static void protocol_join(wsgw_conn_t *c, const envelope_msg_t *m)
     }
     memcpy(room, m->room.p, m->room.len);
     room[m->room.len] = '\0';
-    if (!room_permitted(cfg, room) || !auth_may_join(c, room)) {
+    if (!protocol_may_join(c, room)) {
         protocol_error(c, m->id, ENVELOPE_E_FORBIDDEN, "joining this room is not allowed");
         return;
     }
@@ -133,10 +159,16 @@ static void protocol_emit_backend(wsgw_conn_t *c, const envelope_msg_t *m)
     event[m->event.len] = '\0';
     int handled = protocol_dispatch(c, event, (const char *)m->data.p, m->data.len);
     if (c->state != CONN_OPEN) return;
-    if (cluster_publish_event(c, m, handled)) return;      /* answered when Redis replies */
+    int later = 0;
+    if (cluster_publish_event(c, m, handled, &later)) {
+        if (!later) protocol_ack(c, m->id);              /* a handler took it */
+        return;                                          /* else answered when Redis replies */
+    }
     if (!handled) {
-        protocol_error(c, m->id, ENVELOPE_E_NO_BACKEND,
-                       "no handler for this event and no backend: give \"to\"");
+        /* Not the client's fault (no backend yet, or backend_events off):
+         * it costs no error budget. */
+        protocol_error_not_yours(c, m->id, ENVELOPE_E_NO_BACKEND,
+                                 "no handler for this event and no backend: give \"to\"");
         return;
     }
     protocol_ack(c, m->id);
@@ -144,23 +176,21 @@ static void protocol_emit_backend(wsgw_conn_t *c, const envelope_msg_t *m)
 
 static void protocol_emit(wsgw_conn_t *c, const envelope_msg_t *m)
 {
-    const wsgw_config_t *cfg = c->srv->cfg;
     wsgw_target_kind_t kind;
-    unsigned need;
     switch (m->to) {
     case ENVELOPE_TO_BACKEND:   protocol_emit_backend(c, m); return;
-    case ENVELOPE_TO_BROADCAST: kind = WSGW_TO_BROADCAST; need = WSGW_EMIT_BROADCAST; break;
-    case ENVELOPE_TO_ALL:       kind = WSGW_TO_ALL;       need = WSGW_EMIT_ALL;       break;
-    case ENVELOPE_TO_ROOM:      kind = WSGW_TO_ROOM;      need = WSGW_EMIT_ROOM;      break;
-    default:                    kind = WSGW_TO_CONN;      need = WSGW_EMIT_CONN;      break;
+    case ENVELOPE_TO_BROADCAST: kind = WSGW_TO_BROADCAST; break;
+    case ENVELOPE_TO_ALL:       kind = WSGW_TO_ALL;       break;
+    case ENVELOPE_TO_ROOM:      kind = WSGW_TO_ROOM;      break;
+    default:                    kind = WSGW_TO_CONN;      break;
     }
-    if (!(cfg->emit_targets & need & c->claim_emit)) {
-        protocol_error(c, m->id, ENVELOPE_E_FORBIDDEN, "this target is not allowed for clients");
+    envelope_code_t code = protocol_may_emit(c, kind, (const char *)m->to_name.p, m->to_name.len);
+    if (code == ENVELOPE_E_FORBIDDEN) {
+        protocol_error(c, m->id, code, "this target is not allowed for clients");
         return;
     }
-    if (kind == WSGW_TO_ROOM &&
-        !rooms_is_member(&c->member, (const char *)m->to_name.p, m->to_name.len)) {
-        protocol_error(c, m->id, ENVELOPE_E_NOT_JOINED, "join the room before emitting to it");
+    if (code != ENVELOPE_OK) {
+        protocol_error(c, m->id, code, "join the room before emitting to it");
         return;
     }
     int deferred = 0;
@@ -200,13 +230,32 @@ void protocol_on_binary(wsgw_conn_t *c, const uint8_t *data, size_t len)
 
 /* ---- Iris v10 clients (iris.h, docs/protocol.md "Iris v10 clients") -------------------- */
 
-/* Iris' server code joined rooms in OnConnection; iris_rooms says which. */
+/* Iris has no error replies: what an envelope client would be answered
+ * with an error envelope (forbidden, not_joined, too_many_rooms) is dropped,
+ * counted under the same code, logged, given to on_error, and spends the
+ * same error budget. */
+static void iris_deny(wsgw_conn_t *c, envelope_code_t code, const char *why)
+{
+    c->srv->metrics.envelope_errors[code]++;
+    wsgw_log(WSGW_LOG_DEBUG, "iris_denied", "id=%s code=%s reason=\"%s\"", c->id, envelope_code_str(code), why);
+    conn_report_error(c, why);
+    protocol_spend_error_budget(c);
+}
+
+/* Iris' server code joined rooms in OnConnection; iris_rooms says which,
+ * within the same permissions as an envelope client's join. */
 void protocol_iris_open(wsgw_conn_t *c)
 {
     const wsgw_config_t *cfg = c->srv->cfg;
-    for (size_t i = 0; i < cfg->iris_rooms.n; i++)
-        rooms_join(&c->srv->rooms, &c->member, cfg->iris_rooms.v[i], strlen(cfg->iris_rooms.v[i]),
-                   (size_t)cfg->max_rooms_per_conn);
+    for (size_t i = 0; i < cfg->iris_rooms.n && c->state == CONN_OPEN; i++) {
+        const char *room = cfg->iris_rooms.v[i];
+        if (!protocol_may_join(c, room)) {
+            iris_deny(c, ENVELOPE_E_FORBIDDEN, "joining this iris_rooms room is not allowed");
+            continue;
+        }
+        if (rooms_join(&c->srv->rooms, &c->member, room, strlen(room), (size_t)cfg->max_rooms_per_conn) < 0)
+            iris_deny(c, ENVELOPE_E_TOO_MANY_ROOMS, "max_rooms_per_conn reached");
+    }
 }
 
 /* Iris had no error replies: a refused frame is counted, logged, and given
@@ -218,6 +267,21 @@ static void iris_refuse(wsgw_conn_t *c, int err)
     wsgw_log(WSGW_LOG_DEBUG, "iris_error", "id=%s reason=\"%s\"", c->id, iris_err_str(err));
     conn_report_error(c, iris_err_str(err));
     protocol_spend_error_budget(c);
+}
+
+/* The configured iris_emit_to target, checked as an envelope emit to it is. */
+static void iris_emit(wsgw_conn_t *c, json_span_t event, const ws_buf_t *json)
+{
+    wsgw_server_t *s = c->srv;
+    size_t name_len = s->iris_name ? strlen(s->iris_name) : 0;
+    envelope_code_t code = protocol_may_emit(c, s->iris_kind, s->iris_name, name_len);
+    if (code != ENVELOPE_OK) {
+        iris_deny(c, code, code == ENVELOPE_E_FORBIDDEN ? "iris_emit_to is not an allowed target for this client"
+                                                        : "not a member of the iris_emit_to room");
+        return;
+    }
+    json_span_t none = { NULL, 0 };
+    emit_event(s, c, s->iris_kind, s->iris_name, name_len, event.p, event.len, json->data, json->len, none, NULL);
 }
 
 /* A typed Iris message goes to the server's on(event) handlers, as in Iris;
@@ -234,9 +298,10 @@ void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len)
         iris_refuse(c, IRIS_E_NO_EVENT);
         return;
     }
-    if (im.event.len > (size_t)s->cfg->max_event_name || im.event.len > ENVELOPE_EVENT_NAME_MAX ||
-        !ws_utf8_is_valid(im.event.p, im.event.len)) {
-        iris_refuse(c, IRIS_E_NO_EVENT);
+    size_t max_event = (size_t)s->cfg->max_event_name;
+    if (max_event > ENVELOPE_EVENT_NAME_MAX) max_event = ENVELOPE_EVENT_NAME_MAX;
+    if (!ws_utf8_is_valid(im.event.p, im.event.len) || !envelope_event_valid(im.event.p, im.event.len, max_event)) {
+        iris_refuse(c, IRIS_E_EVENT);
         return;
     }
     ws_buf_t json = {0};
@@ -247,14 +312,12 @@ void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len)
     event[im.event.len] = '\0';
     int handled = protocol_dispatch(c, event, (const char *)json.data, json.len);
     if (!handled && c->state == CONN_OPEN) {
-        json_span_t none = { NULL, 0 };
         if (s->iris_kind == WSGW_TO_SELF) {              /* "backend" */
             envelope_msg_t m = { .op = ENVELOPE_OP_EMIT, .event = im.event,
                                  .data = { json.data, json.len } };
-            cluster_publish_event(c, &m, 0);
+            cluster_publish_event(c, &m, 0, NULL);     /* Iris has no answers */
         } else {
-            emit_event(s, c, s->iris_kind, s->iris_name, s->iris_name ? strlen(s->iris_name) : 0,
-                       im.event.p, im.event.len, json.data, json.len, none, NULL);
+            iris_emit(c, im.event, &json);
         }
     }
     ws_buf_free(&json);

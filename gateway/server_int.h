@@ -74,6 +74,13 @@ typedef struct conn_hs {
      * max_pending_handshakes a stale one makes room (server.c). */
     struct wsgw_conn  *pend_prev, *pend_next;
     uint64_t           since_ms;   /* accepted at */
+    unsigned           in_fifo:1;  /* linked on the FIFO above (until the upgrade) */
+    /* Upgraded, and the welcome waits for Redis (wsgw_conn.held): the
+     * frames that came with the request start at buf[held_off], and only
+     * out_allowed more bytes (the 101, and what on_connection queued) may
+     * be written: the welcome and all after it wait. */
+    size_t             held_off;
+    size_t             out_allowed;
 } conn_hs_t;
 
 /* What a verified token said: allocated when a token is accepted, so an
@@ -134,6 +141,7 @@ struct wsgw_conn {
     unsigned       tls_write_wants_read:1; /* SSL_write needs the socket readable */
     unsigned       has_deadline:1; /* deadline_ms is set */
     unsigned       stalled:1;      /* output is waiting: stalled_since_ms is set */
+    unsigned       held:1;         /* open, the welcome queued but held: no input read or handled (conn_hold) */
     uint8_t        id_len;
     uint8_t        claim_emit;     /* WSGW_EMIT_* the token allows (all without a claim) */
     uint16_t       close_code;     /* code reported to on_disconnect */
@@ -265,6 +273,16 @@ void conn_hs_free(wsgw_conn_t *c);
  * the response is written, which it must be within http_write_timeout.
  * Idempotent. */
 void conn_start_http(wsgw_conn_t *c);
+/* With Redis the welcome may go only once P:conn:<id> is subscribed, and
+ * nothing may be answered before it: conn_hold, at the upgrade, right after
+ * the welcome was queued, keeps c->hs (the request buffer, whose bytes
+ * past in_off are frames that came with the request), stops reading, and
+ * lets only the first out_allowed queued bytes be written.  conn_release
+ * lets the welcome and what follows it out, and handles the held frames at
+ * once (they are read already: no readable event will announce them).  The
+ * hold ends by handshake_timeout (closed with 1013), or with conn_fail. */
+void conn_hold(wsgw_conn_t *c, size_t out_allowed, size_t in_off);
+void conn_release(wsgw_conn_t *c);
 /* The poller's callback: ptr is the connection. */
 void conn_ready(void *ptr, int revents);
 conn_app_t *conn_app(wsgw_conn_t *c);                 /* allocates it on first use */
@@ -316,16 +334,22 @@ void cluster_conn_closed(wsgw_conn_t *c);
 int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
                               const char *name, size_t name_len, const envelope_delivery_t *d,
                               json_span_t ack_id);
-/* An emit without "to", for backends: returns 1 when the answer to ack_id
- * will come later (after Redis replied), 0 when the caller answers now:
- * ack if `handled` (an on(event) handler took it), else no_backend. */
-int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled);
+/* An emit without "to", for backends on P:events.  Returns 1 when it was
+ * published (or held for Redis), 0 when it was not: no Redis, or
+ * backend_events = none.  Whether it was published says nothing about an
+ * answer: *answer_later (NULL: never answer, as for Iris clients) is set to
+ * 1 when the answer to m (ack, no_backend or unavailable, with m's id or
+ * without one) will be sent once Redis replied, else 0 and the caller
+ * answers now: when published, only `handled` (an on(event) handler took
+ * it) leaves it at 0, so that answer is an ack. */
+int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled, int *answer_later);
 const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down" */
 /* From the periodic sweep: trailers and the ageing of sequence numbers. */
 void cluster_sweep(wsgw_server_t *s, uint64_t now_ms);
-/* With Redis: sends the welcome (welcome = 1) or the ack for ack_id once
- * every subscription made so far is confirmed by Redis, and returns 1;
- * returns 0 when the caller should answer now (no Redis, or no id). */
+/* With Redis: releases the connection's held welcome (welcome = 1,
+ * conn_release) or sends the ack for ack_id once every subscription made
+ * so far is confirmed by Redis, and returns 1; returns 0 when the caller
+ * should answer now (no Redis, or no id). */
 int  cluster_after_sync(wsgw_conn_t *c, json_span_t ack_id, int welcome);
 void wsgw_random_id(char *out, size_t cap, size_t bytes);
 
@@ -350,7 +374,8 @@ void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len);
 void protocol_iris_open(wsgw_conn_t *c);
 void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
 /* The same error envelope for what is not the client's fault (the
- * backplane is unavailable, a refreshed token took rooms away): counted,
+ * backplane is unavailable, no backend is subscribed to events, a
+ * refreshed token took rooms away): counted,
  * but it does not spend the error budget. */
 void protocol_error_not_yours(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
 

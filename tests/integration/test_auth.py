@@ -238,3 +238,92 @@ def test_bad_key_file_stops_startup(tmp_path):
     f.write_text("nope")
     r = subprocess.run([BIN, "--auth-public-key", str(f)], capture_output=True, text=True, timeout=10)
     assert r.returncode != 0 and str(f) in r.stderr
+
+
+def test_exp_near_2_64_does_not_expire(gateway_factory):
+    # handshake_timeout 400ms makes the sweep run every 100 ms.
+    gw = gateway_factory("--auth-hs256-secret", SECRET, "--handshake-timeout", "400ms")
+    async def main():
+        socks = []
+        for exp in (2 ** 64 - 1, 2 ** 64 - 10):
+            ws = track(await websockets.connect(gw.url, extra_headers={
+                "Authorization": "Bearer " + hs256({"sub": "ivy", "exp": exp})}, close_timeout=2))
+            await recv_json(ws)
+            socks.append(ws)
+        await asyncio.sleep(2.5)
+        for i, ws in enumerate(socks):          # both still open: each emits to all, both receive
+            await ws.send(json.dumps({"op": "emit", "event": "e", "to": "all", "data": i, "id": 1}))
+            got = [await recv_json(ws), await recv_json(ws)]
+            assert {"op": "ack", "id": 1} in got and any(m.get("data") == i for m in got)
+            assert (await recv_json(socks[1 - i]))["data"] == i
+    run(main())
+    assert gw.metrics()['wsgw_disconnects_total{reason="token_expired"}'] == 0
+
+
+def test_auth_require_exp(gateway_factory):
+    no_exp = hs256({"sub": "jo"})
+    # Off by default: a token without exp is admitted.
+    gw = gateway_factory("--auth-hs256-secret", SECRET)
+    assert upgrade_with(gw, "Authorization: Bearer %s\r\n" % no_exp).startswith(b"HTTP/1.1 101")
+    gw = gateway_factory("--auth-hs256-secret", SECRET, "--auth-require-exp", "true")
+    resp = upgrade_with(gw, "Authorization: Bearer %s\r\n" % no_exp)
+    assert resp.startswith(b"HTTP/1.1 401") and b"exp claim missing" in resp, resp
+    assert gw.metrics()['wsgw_handshake_failures_total{reason="auth"}'] == 1
+    assert any("handshake_refused" in l and "exp claim missing" in l for l in gw.output().splitlines())
+    async def main():
+        ws = track(await websockets.connect(gw.url, extra_headers={
+            "Authorization": "Bearer " + hs256({"sub": "jo", "exp": now() + 600})}, close_timeout=2))
+        await recv_json(ws)
+        await ws.send(json.dumps({"op": "auth", "token": no_exp, "id": 1}))
+        err = await recv_json(ws)
+        assert err["op"] == "error" and err["code"] == "unauthorized" and "exp claim missing" in err["message"]
+    run(main())
+
+
+def log_fields(line):
+    """key=value fields of a text log line (after the timestamp); a quoted
+    value runs to the closing quote, with \\" and \\\\ escaped."""
+    fields, i, n = {}, line.index(" ") + 1, len(line)
+    while i < n:
+        eq = line.index("=", i)
+        key = line[i:eq]
+        assert key and " " not in key and '"' not in key, (key, line)
+        i = eq + 1
+        if i < n and line[i] == '"':
+            j, val = i + 1, ""
+            while line[j] != '"':
+                if line[j] == "\\":
+                    j += 1
+                val += line[j]
+                j += 1
+            i = j + 1
+        else:
+            j = line.find(" ", i)
+            j = n if j < 0 else j
+            val, i = line[i:j], j
+        assert key not in fields, (key, line)
+        fields[key] = val
+        while i < n and line[i] == " ":
+            i += 1
+    return fields
+
+
+def test_user_in_log_lines_cannot_forge_fields(gateway_factory):
+    gw = gateway_factory("--auth-hs256-secret", SECRET, "--auth-leeway", "0", "--handshake-timeout", "400ms")
+    subs = ["x role=admin", 'x" role="admin', "x\\\" role=admin"]
+    async def main():
+        for sub in subs:
+            ws = track(await websockets.connect(gw.url, extra_headers={
+                "Authorization": "Bearer " + hs256({"sub": sub, "exp": now() + 1})}, close_timeout=2))
+            await recv_json(ws)
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 4001
+    run(main())
+    lines = [l for l in gw.output().splitlines() if "event=token_expired" in l]
+    assert len(lines) == len(subs), lines
+    for line, sub in zip(lines, subs):
+        f = log_fields(line)
+        assert "role" not in f and f["user"] == sub, (line, f)
+        assert set(f) == {"level", "event", "id", "user"}, line

@@ -14,6 +14,7 @@ import redis as redis_py
 import websockets
 
 from conftest import ROOT, no_message, recv_json, run, track
+from test_tls import cert  # noqa: F401  (fixture)
 
 
 def wait_backplane_up(gw, timeout=10):
@@ -323,6 +324,144 @@ def test_event_without_backend_is_an_error(gateway_factory, redis_server):
         err = await recv_json(a)
         assert err["op"] == "error" and err["id"] == 8 and err["code"] == "no_backend"
     run(main())
+
+
+def test_emits_without_to_or_id_reach_the_backend_unanswered(gateway_factory, redis_server):
+    """The protocol's own example, an emit with neither "to" nor "id", is
+    published to P:events: no answer (there is no id to ack), no error, and
+    no 1008 after the error budget (it was answered no_backend each time)."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    sub = backend_events(redis_server)
+    try:
+        async def main():
+            a = await client(g1)
+            for i in range(100):
+                await a.send(json.dumps({"op": "emit", "event": "hello", "data": i}))
+            await no_message(a, 1.0)
+            await a.send(json.dumps({"op": "emit", "event": "hello", "data": "last", "id": "z"}))
+            assert await recv_json(a) == {"op": "ack", "id": "z"}     # still open
+            return a.conn_id
+        conn_id = run(main())
+        seen = events_seen(sub, 1.0)
+    finally:
+        sub.close()
+    assert [e["data"] for e in seen] == list(range(100)) + ["last"]
+    assert all(e["event"] == "hello" and e["from"] == conn_id and "to" not in e for e in seen)
+
+
+def test_no_backend_spends_no_error_budget(gateway_factory, redis_server):
+    """no_backend is not the client's fault (a backend restarting, say):
+    100 of them in a burst (error_rate_burst is 20) do not close the
+    connection with 1008."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    async def main():
+        a = await client(g1)
+        for i in range(100):
+            await a.send(json.dumps({"op": "emit", "event": "hello", "data": i, "id": i}))
+        errors = [await recv_json(a) for _ in range(100)]
+        assert sorted(e["id"] for e in errors) == list(range(100))
+        assert all(e["op"] == "error" and e["code"] == "no_backend" for e in errors), errors[:3]
+        await a.send(json.dumps({"op": "join", "room": "r", "id": "j"}))
+        assert await recv_json(a) == {"op": "ack", "id": "j"}     # still open
+        # Without an id, "nothing received it" is still said (an id-less error).
+        await a.send(json.dumps({"op": "emit", "event": "hello", "data": 1}))
+        err = await recv_json(a)
+        assert err["op"] == "error" and err["code"] == "no_backend" and "id" not in err
+    run(main())
+    assert g1.metrics()['wsgw_disconnects_total{reason="error_rate"}'] == 0
+
+
+def welcome_first(gw, frames, expect_answers, tls_crt=None):
+    """Sends the upgrade request and `frames` in one segment (one TLS record
+    with tls_crt); returns the envelopes received until `expect_answers`
+    acks/errors came."""
+    from test_gateway import masked_frame, read_frame, upgrade_request
+    import base64
+    import socket
+    import ssl
+    if tls_crt:
+        ctx = ssl.create_default_context(cafile=tls_crt)
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", gw.tls_port), timeout=10),
+                            server_hostname="127.0.0.1")
+    else:
+        s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(upgrade_request(key=key) + b"".join(masked_frame(0x1, json.dumps(f).encode()) for f in frames))
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    assert data.startswith(b"HTTP/1.1 101"), data
+
+    class R:
+        pass
+    r = R()
+    r.pending, r.recv = data.split(b"\r\n\r\n", 1)[1], s.recv
+    got = []
+    while len([m for m in got if m.get("op") in ("ack", "error")]) < expect_answers:
+        op, payload = read_frame(r)
+        assert op == 0x1, (op, payload, got)
+        got.append(json.loads(payload))
+    s.close()
+    return got
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_frames_behind_the_handshake_are_answered_after_the_welcome(gateway_factory, redis_server, cert, tls):
+    """With Redis the welcome waits for P:conn:<id> to be subscribed; frames
+    that came with the upgrade request wait for it too, and are then
+    handled from the buffer (no new read event needed)."""
+    from test_tls import tls_gateway
+    g1 = tls_gateway(gateway_factory, cert, "--redis-url", redis_server.url)
+    wait_backplane_up(g1)
+    for _ in range(5):
+        got = welcome_first(g1, [{"op": "join", "room": "r", "id": 1},
+                                 {"op": "emit", "event": "e", "to": "room:r", "data": "x", "id": 2},
+                                 {"op": "leave", "room": "nope", "id": 3}], 3, cert[0] if tls else None)
+        assert got[0].get("op") == "welcome", got
+        answers = {m["id"]: m for m in got if m.get("op") in ("ack", "error")}
+        assert answers[1] == {"op": "ack", "id": 1} and answers[2] == {"op": "ack", "id": 2}, got
+        assert answers[3]["code"] == "not_joined", got
+        deliveries = [m for m in got if "event" in m]
+        assert deliveries == [{"event": "e", "data": "x", "from": got[0]["conn"], "to": "room:r"}], got
+        # The join is handled before the emit to its room: in order.
+        assert got.index(deliveries[0]) < got.index(answers[3]), got
+
+
+def test_frames_wait_for_a_slow_subscribe(gateway_factory, redis_server):
+    """Redis slow to confirm P:conn:<id> (CLIENT PAUSE): the 101 is out, the
+    client's frames and other clients' broadcasts wait behind the welcome."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    async def main():
+        other = await client(g1)
+        redis_server.cli("CLIENT", "PAUSE", "700", "ALL")
+        t0 = time.time()
+        ws = track(await websockets.connect(g1.url, close_timeout=2))
+        await ws.send(json.dumps({"op": "leave", "room": "nope", "id": 1}))
+        await other.send(json.dumps({"op": "emit", "event": "b", "to": "broadcast", "data": 1}))
+        first = await recv_json(ws, timeout=5)
+        assert first["op"] == "welcome", first
+        assert time.time() - t0 > 0.4
+        rest = [await recv_json(ws), await recv_json(ws)]
+        assert {"event": "b", "data": 1, "from": other.conn_id, "to": "broadcast"} in rest, rest
+        assert [m["code"] for m in rest if m.get("op") == "error"] == ["not_joined"], rest
+    run(main())
+
+
+def test_welcome_held_past_handshake_timeout_closes(gateway_factory, redis_server):
+    """The hold is bounded by handshake_timeout: a welcome Redis does not
+    let out in time ends the connection with 1013 (try again later)."""
+    g1, = cluster(gateway_factory, redis_server, 1, "--handshake-timeout", "300ms")
+    async def main():
+        redis_server.cli("CLIENT", "PAUSE", "2500", "ALL")
+        ws = track(await websockets.connect(g1.url, close_timeout=2))
+        await ws.send(json.dumps({"op": "leave", "room": "nope", "id": 1}))
+        got = []
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                got.append(json.loads(await asyncio.wait_for(ws.recv(), 2)))
+        return ws.close_code, got
+    code, got = run(main())
+    assert code == 1013 and not [m for m in got if m.get("op") != "welcome"], (code, got)
 
 
 def test_bad_backend_payloads_are_counted_not_delivered(gateway_factory, redis_server):
