@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bp_payload.h"
 #include "json_scan.h"
@@ -363,6 +364,32 @@ static void publish_heartbeat(wsgw_server_t *s)
     publish_lifecycle(s, &b);
 }
 
+/* Every value of the header `name` in request order, joined with ", " (RFC
+ * 9110 §5.3: repeated field lines are one comma-separated list), into *out
+ * (reset first).  A proxy that appends to X-Forwarded-For adds its line
+ * after the client's own, so the first line alone is what the client
+ * forged.  Values that are not UTF-8 are left out (a JSON string cannot
+ * carry them).  Returns 0 when none is left.  No cap of its own: the values
+ * come from a header block that the parser bounds by max_header_bytes, and
+ * each ", " replaces at least a line's "name:" and line end, so one
+ * header's joined values stay under that bound (the event: under it times
+ * the number of lifecycle_headers). */
+static int header_joined(const ws_http_request_t *req, const char *name, ws_buf_t *out)
+{
+    size_t nlen = strlen(name);
+    out->len = 0;
+    int any = 0;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const ws_http_header_t *h = &req->headers[i];
+        if (h->name_len != nlen || strncasecmp(h->name, name, nlen) != 0) continue;
+        if (!ws_utf8_is_valid((const uint8_t *)h->value, h->value_len)) continue;
+        if (any) ws_buf_append(out, ", ", 2);
+        ws_buf_append(out, h->value, h->value_len);
+        any = 1;
+    }
+    return any;
+}
+
 void cluster_conn_opened(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
@@ -378,16 +405,17 @@ void cluster_conn_opened(wsgw_conn_t *c)
     if (conn_user(c)) put_member(&b, "user", conn_user(c), strlen(conn_user(c)));
     put_lit(&b, ",\"headers\":{");
     int first = 1;
+    ws_buf_t joined = {0};
     for (size_t i = 0; conn_req(c) && i < s->cfg->lifecycle_headers.n; i++) {
         const char *name = s->cfg->lifecycle_headers.v[i];
-        const ws_http_header_t *h = ws_http_find_header(conn_req(c), name, NULL);
-        if (!h || !ws_utf8_is_valid((const uint8_t *)h->value, h->value_len)) continue;
+        if (!header_joined(conn_req(c), name, &joined)) continue;
         if (!first) put_lit(&b, ",");
         put_str(&b, name, strlen(name));
         put_lit(&b, ":");
-        put_str(&b, h->value, h->value_len);
+        put_str(&b, (const char *)joined.data, joined.len);
         first = 0;
     }
+    ws_buf_free(&joined);
     put_lit(&b, "}}");
     publish_lifecycle(s, &b);
 }

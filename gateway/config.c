@@ -59,6 +59,15 @@ const wsgw_key_t wsgw_keys[] = {
     KSTR(tls_cert, "", NULL, "PATH", 0, "PEM certificate chain for tls_listen"),
     KSTR(tls_key, "", NULL, "PATH", 0, "PEM private key for tls_cert"),
     KENUM(tls_min_version, "1.2", tls_versions, "oldest TLS version accepted"),
+    /* Forward secrecy and AEAD only: no static RSA key exchange (a stolen
+     * key decrypts recorded traffic) and no CBC (Lucky13, padding oracles).
+     * Every TLS 1.2 client of the last decade offers one of these. */
+    KSTR(tls_ciphers,
+         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+         "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+         "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+         wsgw_check_tls_ciphers, "CIPHERS", 0,
+         "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are fixed); default: ECDHE with AES-GCM or ChaCha20-Poly1305 only"),
     KSTR(path, "/ws", wsgw_check_url_path, "PATH", 0, "URL path of the WebSocket endpoint"),
     KSTR(static_dir, "", NULL, "DIR", 0, "folder served at / (demo page); empty = none"),
     KSTR(client_js_path, "/wsgw.js", wsgw_check_url_path_opt, "PATH", 0,
@@ -99,7 +108,15 @@ const wsgw_key_t wsgw_keys[] = {
     KENUM(slow_consumer_action, "close", slow_actions,
           "what to do at max_queued_bytes: close (1008) or drop new messages"),
     KINT(max_connections, "10000", 1, 10000000, 0, "open connections per worker"),
-    KINT(max_pending_handshakes, "1024", 1, 1000000, 0, "accepted sockets not yet upgraded"),
+    KINT(max_pending_handshakes, "1024", 1, 1000000, 0,
+         "handshakes under way (requests not yet read); plain HTTP responses being written are apart"),
+    /* A file or script response is held in memory whole until written
+     * (files up to 8 MiB): this bounds that memory, and a slow reader of
+     * a large file can hold a slot only for http_write_timeout. */
+    KINT(max_http_responses, "64", 1, 1000000, 0,
+         "file and script responses being written at once; past it 503 (/healthz, /metrics, errors always answered)"),
+    KDUR(http_write_timeout, "30s", 100, 1 * HOUR, 0,
+         "a plain HTTP response not fully written by then is cut (never off: slow readers)"),
     KDUR(drain_spread, "0", 100, 10 * MIN, WSGW_KF_ZERO_OFF,
          "on shutdown, close clients over this long instead of all at once, so they do not "
          "reconnect to the other gateways all at once; 0 = all at once"),

@@ -106,6 +106,7 @@ typedef struct wsgw_config {
     char          *tls_cert;          /* PEM certificate chain path */
     char          *tls_key;           /* PEM private key path */
     int            tls_min_version;   /* WSGW_TLS_* */
+    char          *tls_ciphers;       /* OpenSSL cipher list for TLS <= 1.2 */
     /* HTTP surface */
     char          *path;              /* WebSocket endpoint, starts with '/' */
     char          *static_dir;        /* served at / when not "" */
@@ -136,6 +137,8 @@ typedef struct wsgw_config {
     int            slow_consumer_action;        /* WSGW_SLOW_* */
     int            max_connections;
     int            max_pending_handshakes;
+    int            max_http_responses;  /* file/script responses in flight; past it 503 */
+    uint64_t       http_write_timeout_ms; /* a plain HTTP response is cut after this */
     /* logging */
     int            log_level;                   /* WSGW_LOG_DEBUG..ERROR */
     int            log_format;                  /* WSGW_LOG_TEXT / JSON */

@@ -6,6 +6,8 @@
 #include "envelope.h"
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -466,4 +468,18 @@ const char *wsgw_check_cidr(const char *s)
     cidr_t c;
     const char *why = NULL;
     return cidr_parse(s, &c, &why) == 0 ? NULL : why;
+}
+
+/* OpenSSL itself judges the list (its syntax grows with its versions): a
+ * list that selects no cipher at all is refused, unknown names beside known
+ * ones are ignored as OpenSSL does. */
+const char *wsgw_check_tls_ciphers(const char *s)
+{
+    if (!*s) return "must not be empty";
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) return "OpenSSL cannot create a context";
+    int ok = SSL_CTX_set_cipher_list(ctx, s) == 1;
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return ok ? NULL : "selects no cipher OpenSSL knows (see `openssl ciphers -v LIST`)";
 }

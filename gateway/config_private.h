@@ -84,5 +84,6 @@ const char *wsgw_check_room(const char *s);          /* a room name (envelope ru
 const char *wsgw_check_iris_target(const char *s);   /* broadcast|all|room:<name>|backend */
 const char *wsgw_check_path_opt(const char *s);      /* "" or a file path */
 const char *wsgw_check_cidr(const char *s);          /* an IP address or ADDRESS/BITS */
+const char *wsgw_check_tls_ciphers(const char *s);   /* an OpenSSL cipher list with a TLS 1.2 cipher */
 
 #endif

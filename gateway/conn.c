@@ -57,12 +57,13 @@ void conn_report_error(wsgw_conn_t *c, const char *why)
     if (c->app && c->app->on_error) c->app->on_error(c, why, c->app->on_error_ud);
 }
 
-/* Out of the server's FIFO of handshakes under way. */
+/* Out of the server's FIFO of handshakes under way (the slowloris
+ * eviction's); idempotent. */
 static void conn_hs_unlink(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
     conn_hs_t *hs = c->hs;
-    if (!hs->in_fifo) return;
+    if (!hs || !hs->in_fifo) return;
     if (hs->pend_prev) hs->pend_prev->hs->pend_next = hs->pend_next;
     else s->pend_head = hs->pend_next;
     if (hs->pend_next) hs->pend_next->hs->pend_prev = hs->pend_prev;
@@ -80,6 +81,34 @@ void conn_hs_free(wsgw_conn_t *c)
     ws_xfree(c->hs->proxy);
     ws_xfree(c->hs);
     c->hs = NULL;
+}
+
+void conn_start_http(wsgw_conn_t *c)
+{
+    wsgw_server_t *s = c->srv;
+    if (c->state == CONN_HTTP) return;
+    c->state = CONN_HTTP;
+    conn_hs_unlink(c);
+    if (c->counted_hs) {
+        c->counted_hs = 0;
+        s->n_handshaking--;
+    }
+    c->counted_http = 1;
+    s->n_http++;
+    conn_set_deadline(c, s->cfg->http_write_timeout_ms);
+}
+
+/* The response is out (or the connection is closing): it stops counting. */
+static void conn_http_done(wsgw_conn_t *c)
+{
+    wsgw_server_t *s = c->srv;
+    if (!c->counted_http) return;
+    c->counted_http = 0;
+    s->n_http--;
+    if (c->http_file) {
+        c->http_file = 0;
+        s->n_http_files--;
+    }
 }
 
 const char *conn_peer(const wsgw_conn_t *c)
@@ -145,6 +174,7 @@ void conn_accept(wsgw_server_t *s, int fd, const struct sockaddr_storage *peer, 
     s->conns = c;
     s->n_conns++;
     s->n_handshaking++;
+    c->counted_hs = 1;
     conn_set_events(c, EV_READ);           /* on failure: logged, closed */
     if (c->state == CONN_DEAD) return;
     if (!c->hs->proxy) conn_check_address(c, now);
@@ -434,6 +464,7 @@ static void conn_after_drain(wsgw_conn_t *c)
         shutdown(c->fd, SHUT_WR);
         c->state = CONN_LINGER;
         conn_set_deadline(c, CONN_LINGER_MS);
+        conn_http_done(c);
         return;
     }
     if (!(c->close_bits & WS_CLOSE_STATE_QUEUED) || (c->close_bits & WS_CLOSE_STATE_SENT)) return;
@@ -499,7 +530,11 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
     int was_open = c->opened;
     /* By what was counted, not by state: a refused handshake lingers too. */
     if (c->upgraded) s->n_open--;
-    else s->n_handshaking--;
+    if (c->counted_hs) {
+        c->counted_hs = 0;
+        s->n_handshaking--;
+    }
+    conn_http_done(c);
     c->state = CONN_DEAD;
     if (!c->close_code) c->close_code = reported_code ? reported_code : WS_CLOSE_ABNORMAL;
     /* close() below also takes the socket out of the poller's set. */
@@ -844,6 +879,16 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
             return;
         }
         break;
+    case CONN_HTTP:
+        if (c->has_deadline && conn_ms_reached(now, c->deadline_ms)) {
+            /* A reader too slow for the whole response (or one that stopped
+             * reading): cut, so it holds neither the response's memory nor
+             * a max_http_responses slot past http_write_timeout. */
+            s->metrics.http_write_timeouts++;
+            wsgw_log(WSGW_LOG_INFO, "http_write_timeout", "remote=%s unsent=%zu", conn_peer(c), c->outq.bytes);
+            conn_close_now(c, 0);
+        }
+        return;
     default:
         if (c->has_deadline && conn_ms_reached(now, c->deadline_ms)) conn_close_now(c, c->close_code);
         return;

@@ -41,7 +41,7 @@ void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_
     s->metrics.handshake_failures[kind]++;
     wsgw_log(WSGW_LOG_INFO, "handshake_refused", "remote=%s status=%d reason=\"%s\"",
              conn_peer(c), status, why);
-    c->state = CONN_HTTP;
+    conn_start_http(c);
     if (n > 0) conn_queue_bytes(c, resp, (size_t)n);
     else conn_close_now(c, 0);
 }
@@ -250,6 +250,7 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     c->has_deadline = 0;
     c->last_ping_ms = conn_ms(now);
     s->n_handshaking--;
+    c->counted_hs = 0;
     s->n_open++;
     c->upgraded = 1;
     idmap_put(&s->by_id, c);   /* unique: checked above */
@@ -302,7 +303,7 @@ void handshake_input(wsgw_conn_t *c, const uint8_t *buf, size_t n)
         handshake_upgrade(c, &req, (size_t)rc);
         return;
     }
-    c->state = CONN_HTTP;
+    conn_start_http(c);
     c->hs->req = &req;
     http_route(c, &req);
     set_no_req(c);

@@ -5,7 +5,10 @@
  *   static_dir        files served at / (index.html for a folder)
  *   anything else     404
  * One request per connection (Connection: close): the gateway is not a web
- * server, and this keeps a slow HTTP client from holding buffers. */
+ * server, and this keeps a slow HTTP client from holding buffers.  A
+ * response is counted apart from the handshakes (conn_start_http), must be
+ * written within http_write_timeout, and at most max_http_responses files
+ * and scripts (held whole in memory until written) go out at once. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -25,23 +28,61 @@ extern const size_t wsgw_client_js_len;
 
 void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g);
 
-static void http_send(wsgw_conn_t *c, int status, const char *ctype, const void *body,
-                      size_t len, int head_only, const char *extra)
+/* A response block: the head written, room for `len` body bytes (none for
+ * HEAD) at *body.  NULL (the connection closed) when the head does not fit. */
+static wsgw_block_t *http_block(wsgw_conn_t *c, int status, const char *ctype, size_t len,
+                                int head_only, const char *extra, uint8_t **body)
 {
     char head[1024];
     int n = ws_http_response_head(head, sizeof head, status, ctype, len, 0, extra);
-    if (n < 0) { conn_close_now(c, 0); return; }
+    if (n < 0) { conn_close_now(c, 0); return NULL; }
     wsgw_block_t *b = wsgw_block_new((size_t)n + (head_only ? 0 : len));
     memcpy(b->data, head, (size_t)n);
-    if (!head_only && len) memcpy(b->data + n, body, len);
+    *body = b->data + n;
+    return b;
+}
+
+static void http_push(wsgw_conn_t *c, wsgw_block_t *b)
+{
     outq_push(&c->outq, b);
     wsgw_block_unref(b);
     conn_mark_pending(c);
 }
 
+static void http_send(wsgw_conn_t *c, int status, const char *ctype, const void *body,
+                      size_t len, int head_only, const char *extra)
+{
+    uint8_t *dst;
+    wsgw_block_t *b = http_block(c, status, ctype, len, head_only, extra, &dst);
+    if (!b) return;
+    if (!head_only && len) memcpy(dst, body, len);
+    http_push(c, b);
+}
+
 static void http_text(wsgw_conn_t *c, int status, const char *text, int head_only)
 {
     http_send(c, status, "text/plain; charset=utf-8", text, strlen(text), head_only, NULL);
+}
+
+/* A file or script body is a copy held until it is written: at most
+ * max_http_responses of them at once, so slow readers of a large file
+ * cannot take memory without bound.  Returns 1 when this response may go
+ * (it is counted until written), or answers 503 and returns 0.  A HEAD
+ * sends no body and is not counted; /healthz, /metrics and errors are small
+ * and always answered (a balancer's health check must never see 503 here). */
+static int http_file_slot(wsgw_conn_t *c, int head_only)
+{
+    wsgw_server_t *s = c->srv;
+    if (head_only) return 1;
+    if (s->n_http_files >= (size_t)s->cfg->max_http_responses) {
+        s->metrics.http_busy++;
+        wsgw_log(WSGW_LOG_DEBUG, "http_busy", "remote=%s responses=%zu", conn_peer(c), s->n_http_files);
+        http_send(c, 503, "text/plain; charset=utf-8", "busy, try again\n", 16, 0, "Retry-After: 1\r\n");
+        return 0;
+    }
+    c->http_file = 1;
+    s->n_http_files++;
+    return 1;
 }
 
 static void route_healthz(wsgw_conn_t *c, int head_only)
@@ -111,17 +152,22 @@ static int route_static(wsgw_conn_t *c, const ws_http_request_t *req, int head_o
     int fd = open(real, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > STATIC_MAX_FILE) { close(fd); return 0; }
-    char *body = ws_xmalloc((size_t)st.st_size + 1);
-    ssize_t got = 0;
-    while (got < st.st_size) {
-        ssize_t n = read(fd, body + got, (size_t)(st.st_size - got));
+    if (!http_file_slot(c, head_only)) { close(fd); return 1; }
+    /* Read straight into the response block: one copy of the file per
+     * response, not two. */
+    uint8_t *body;
+    wsgw_block_t *b = http_block(c, 200, content_type(real), (size_t)st.st_size, head_only,
+                                 "Cache-Control: no-cache\r\n", &body);
+    if (!b) { close(fd); return 1; }
+    off_t want = head_only ? 0 : st.st_size, got = 0;
+    while (got < want) {
+        ssize_t n = read(fd, body + got, (size_t)(want - got));
         if (n <= 0) { if (n < 0 && errno == EINTR) continue; break; }
         got += n;
     }
     close(fd);
-    if (got != st.st_size) { ws_xfree(body); return 0; }
-    http_send(c, 200, content_type(real), body, (size_t)got, head_only, "Cache-Control: no-cache\r\n");
-    ws_xfree(body);
+    if (got != want) { wsgw_block_unref(b); return 0; }
+    http_push(c, b);
     return 1;
 }
 
@@ -143,11 +189,13 @@ void http_route(wsgw_conn_t *c, const ws_http_request_t *req)
     if (path_is(req, "/healthz")) { route_healthz(c, head_only); return; }
     if (path_is(req, "/metrics")) { route_metrics(c, head_only); return; }
     if (path_is(req, s->cfg->client_js_path)) {
+        if (!http_file_slot(c, head_only)) return;
         http_send(c, 200, "text/javascript; charset=utf-8", wsgw_client_js, wsgw_client_js_len,
                   head_only, "Cache-Control: no-cache\r\n");
         return;
     }
     if (s->iris_js.len && path_is(req, "/iris-ws.js")) {
+        if (!http_file_slot(c, head_only)) return;
         http_send(c, 200, "text/javascript; charset=utf-8", s->iris_js.data, s->iris_js.len,
                   head_only, "Cache-Control: no-cache\r\n");
         return;

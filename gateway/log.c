@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -26,8 +27,27 @@ static size_t log_timestamp(char *out, size_t cap)
     return n;
 }
 
+/* One byte of a value as JSON string content (RFC 8259 §7): quote and
+ * backslash escaped, control characters as \u00XX; other bytes as they are
+ * (log values are UTF-8 or ASCII). */
+static void log_json_byte(FILE *f, unsigned char c)
+{
+    if (c == '"' || c == '\\') { fputc('\\', f); fputc(c, f); }
+    else if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+}
+
+static int log_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
 /* Rewrites "k=v k2=\"a b\"" as JSON members.  Values that are numbers stay
- * strings: log consumers should not depend on field types. */
+ * strings: log consumers should not depend on field types.  A quoted value
+ * may hold wsgw_log_quote()'s escapes (\" \\ \xNN), which are decoded; any
+ * other backslash is a literal one (a raw value such as a backend's
+ * disconnect reason "C:\xfiles").  Every byte is re-escaped for JSON, and
+ * nothing is read past the terminating NUL. */
 static void log_kv_to_json(FILE *f, const char *kv)
 {
     const char *p = kv;
@@ -36,23 +56,27 @@ static void log_kv_to_json(FILE *f, const char *kv)
         const char *k = p;
         while (*p && *p != '=' && *p != ' ') p++;
         if (*p != '=') { while (*p && *p != ' ') p++; continue; }
-        fprintf(f, ",\"%.*s\":\"", (int)(p - k), k);
+        fputs(",\"", f);
+        for (const char *q = k; q < p; q++) log_json_byte(f, (unsigned char)*q);
+        fputs("\":\"", f);
         p++;
         if (*p == '"') {
             p++;
             while (*p && *p != '"') {
-                if (*p == '\\' && p[1]) {
-                    if (p[1] == 'x') { fputs("\\u00", f); p += 2; fputc(p[0], f); fputc(p[1], f); p += 2; continue; }
-                    fputc('\\', f); fputc(p[1], f); p += 2; continue;
+                if (p[0] == '\\' && (p[1] == '"' || p[1] == '\\')) {
+                    log_json_byte(f, (unsigned char)p[1]);
+                    p += 2;
+                } else if (p[0] == '\\' && p[1] == 'x' && log_hex(p[2]) && log_hex(p[3])) {
+                    char hex[3] = { p[2], p[3], '\0' };
+                    log_json_byte(f, (unsigned char)strtoul(hex, NULL, 16));
+                    p += 4;
+                } else {
+                    log_json_byte(f, (unsigned char)*p++);
                 }
-                fputc(*p++, f);
             }
             if (*p == '"') p++;
         } else {
-            while (*p && *p != ' ') {
-                if (*p == '"' || *p == '\\') fputc('\\', f);
-                fputc(*p++, f);
-            }
+            while (*p && *p != ' ') log_json_byte(f, (unsigned char)*p++);
         }
         fputc('"', f);
     }

@@ -44,7 +44,8 @@ static void metric(ws_buf_t *out, const char *name, const char *type, const char
 void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf_t *out)
 {
     metric(out, "wsgw_connections", "gauge", "Open WebSocket connections.", g->connections);
-    metric(out, "wsgw_handshakes_pending", "gauge", "Accepted connections not yet upgraded: WebSocket handshakes and plain HTTP requests, this one included.", g->handshaking);
+    metric(out, "wsgw_handshakes_pending", "gauge", "Accepted connections not yet upgraded: WebSocket handshakes under way and plain HTTP responses being written, this one included.", g->handshaking);
+    metric(out, "wsgw_http_responses", "gauge", "Plain HTTP responses being written (at most max_http_responses for files and scripts), this one included.", g->http_responses);
     metric(out, "wsgw_rooms", "gauge", "Rooms with at least one local member.", g->rooms);
     metric(out, "wsgw_room_memberships", "gauge", "Room memberships over all connections.", g->memberships);
     metric(out, "wsgw_queued_bytes", "gauge", "Outgoing bytes queued over all connections.", g->queued_bytes);
@@ -70,6 +71,8 @@ void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf
         put(out, "wsgw_envelope_errors_total{code=\"%s\"} %" PRIu64 "\n", envelope_code_str((envelope_code_t)i),
             m->envelope_errors[i]);
     metric(out, "wsgw_http_requests_total", "counter", "Plain HTTP requests answered.", m->http_requests);
+    metric(out, "wsgw_http_write_timeouts_total", "counter", "Plain HTTP responses cut because they were not written within http_write_timeout.", m->http_write_timeouts);
+    metric(out, "wsgw_http_busy_total", "counter", "Requests for a file or script answered 503 because max_http_responses were being written.", m->http_busy);
     metric(out, "wsgw_accept_errors_total", "counter", "accept() failures (EMFILE and others).", m->accept_errors);
     metric(out, "wsgw_compressed_messages_total", "counter", "Outgoing messages compressed (once per fan-out).", m->compressed_messages);
     put(out, "# HELP wsgw_rate_limited_messages_total Data messages refused by a per-connection rate, by limit.\n"

@@ -62,11 +62,14 @@ typedef struct wsgw_metrics {
     uint64_t rate_limited_messages;  /* data messages refused by rate_messages */
     uint64_t rate_limited_bytes;     /* data messages refused by rate_bytes */
     uint64_t iris_errors;          /* Iris frames refused (malformed, or dropped as Iris did) */
+    uint64_t http_write_timeouts;  /* HTTP responses cut: not written within http_write_timeout */
+    uint64_t http_busy;            /* file/script requests answered 503 at max_http_responses */
 } wsgw_metrics_t;
 
 typedef struct wsgw_gauges {
     uint64_t connections;          /* WebSocket open */
-    uint64_t handshaking;
+    uint64_t handshaking;          /* handshakes under way plus HTTP responses being written */
+    uint64_t http_responses;       /* HTTP responses being written */
     uint64_t rooms;
     uint64_t memberships;
     uint64_t queued_bytes;         /* over every connection */

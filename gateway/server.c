@@ -202,7 +202,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static double sweep_interval(const wsgw_config_t *cfg)
 {
     uint64_t t[] = { cfg->handshake_timeout_ms, cfg->read_timeout_ms, cfg->write_timeout_ms,
-                     cfg->pong_timeout_ms, cfg->ping_period_ms };
+                     cfg->pong_timeout_ms, cfg->ping_period_ms, cfg->http_write_timeout_ms };
     uint64_t shortest = 1000;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (t[i] && t[i] / 4 < shortest) shortest = t[i] / 4;
@@ -311,7 +311,7 @@ static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
     s->write_buf = ws_xmalloc(s->write_cap);
     if (cfg->tls_listen.n) {
         s->ssl_ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min_version == WSGW_TLS_1_3,
-                                 err, errlen);
+                                 cfg->tls_ciphers, err, errlen);
         if (!s->ssl_ctx) {
             wsgw_server_free(s);
             return NULL;
@@ -516,7 +516,8 @@ void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g)
 {
     memset(g, 0, sizeof *g);
     g->connections = s->n_open;
-    g->handshaking = s->n_handshaking;
+    g->handshaking = s->n_handshaking + s->n_http;
+    g->http_responses = s->n_http;
     g->rooms = rooms_count(&s->rooms);
     g->memberships = s->rooms.memberships;
     for (const wsgw_conn_t *c = s->conns; c; c = c->next) g->queued_bytes += c->outq.bytes;

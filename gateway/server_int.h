@@ -132,7 +132,10 @@ struct wsgw_conn {
     unsigned       opened:1;       /* on_connection ran: on_disconnect is owed */
     unsigned       awaiting_pong:1;
     unsigned       pmd:1;          /* permessage-deflate negotiated */
-    unsigned       upgraded:1;     /* counted in n_open (else in n_handshaking) */
+    unsigned       upgraded:1;     /* counted in n_open */
+    unsigned       counted_hs:1;   /* counted in n_handshaking (and on srv->pend_head's list) */
+    unsigned       counted_http:1; /* counted in n_http: an HTTP response is being written */
+    unsigned       http_file:1;    /* that response is a file or script (max_http_responses) */
     unsigned       token_in_protocol:1; /* the token came as a "bearer." subprotocol entry */
     unsigned       tls_read_wants_write:1; /* SSL_read needs the socket writable */
     unsigned       tls_write_wants_read:1; /* SSL_write needs the socket readable */
@@ -192,7 +195,10 @@ struct wsgw_server {
     wsgw_conn_t         *conns;      /* all live connections */
     size_t               n_conns;    /* live (any state) */
     size_t               n_open;     /* WebSocket open */
-    size_t               n_handshaking;
+    size_t               n_handshaking; /* requests being read (max_pending_handshakes) */
+    size_t               n_http;     /* plain HTTP responses being written, apart: the
+                                        slowloris eviction cannot reclaim them */
+    size_t               n_http_files; /* of those, files and scripts (max_http_responses) */
     idmap_t              by_id;      /* open connections by id */
     wsgw_rooms_t         rooms;
     uint32_t             fanout_turn; /* rotates the first member of room fan-outs */
@@ -262,6 +268,11 @@ static inline ws_http_request_t *conn_req(const wsgw_conn_t *c) { return c->hs ?
  * valid until the fourth later call (enough for any log line). */
 const char *conn_peer(const wsgw_conn_t *c);
 void conn_hs_free(wsgw_conn_t *c);
+/* The request is answered with plain HTTP: the connection stops counting
+ * as a handshake (and leaves the eviction list) and counts in n_http until
+ * the response is written, which it must be within http_write_timeout.
+ * Idempotent. */
+void conn_start_http(wsgw_conn_t *c);
 /* With Redis the welcome may go only once P:conn:<id> is subscribed, and
  * nothing may be answered before it: conn_hold, at the upgrade, right after
  * the welcome was queued, keeps c->hs (the request buffer, whose bytes

@@ -16,7 +16,7 @@ const char *tls_last_error(char *buf, size_t cap)
     return buf;
 }
 
-SSL_CTX *tls_ctx_new(const char *cert, const char *key, int min_tls13,
+SSL_CTX *tls_ctx_new(const char *cert, const char *key, int min_tls13, const char *ciphers,
                      char *err, size_t errlen)
 {
     char why[256];
@@ -41,6 +41,14 @@ SSL_CTX *tls_ctx_new(const char *cert, const char *key, int min_tls13,
      * Both are strong; 128 is ~30% cheaper per byte with AES-NI, and the
      * gateway encrypts every delivery separately for each subscriber. */
     SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+    /* TLS 1.2: tls_ciphers (checked by the config already; checked again
+     * for an embedding program that filled the struct itself; NULL or ""
+     * from one leaves OpenSSL's own list). */
+    if (ciphers && ciphers[0] && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        snprintf(err, errlen, "tls_ciphers %s: %s", ciphers, tls_last_error(why, sizeof why));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
         snprintf(err, errlen, "tls_cert %s: %s", cert, tls_last_error(why, sizeof why));
         SSL_CTX_free(ctx);

@@ -1,7 +1,8 @@
 /* tls.h — the server's TLS context (OpenSSL), for wss:// and https://.
  *
  * One SSL_CTX per server, loaded once at start-up: certificate chain and
- * key (PEM), TLS 1.2 or 1.3 as the minimum, session tickets on, and
+ * key (PEM), TLS 1.2 or 1.3 as the minimum, the tls_ciphers list for TLS
+ * 1.2 (ECDHE + AEAD by default), session tickets on, and
  * SSL_MODE_RELEASE_BUFFERS so an idle TLS connection holds no 16 KiB record
  * buffers (measured per idle connection in docs/performance.md).
  * The per-connection I/O that uses it lives in conn.c. */
@@ -13,7 +14,7 @@
 
 /* Returns a context, or NULL with err filled ("tls_cert /path: ...") when
  * a file cannot be read, the key does not match the certificate, etc. */
-SSL_CTX *tls_ctx_new(const char *cert, const char *key, int min_tls13,
+SSL_CTX *tls_ctx_new(const char *cert, const char *key, int min_tls13, const char *ciphers,
                      char *err, size_t errlen);
 void tls_ctx_free(SSL_CTX *ctx);
 

@@ -115,6 +115,11 @@ def test_haproxy_config_docker_form():
                  "uri /healthz", "server-template gw 1-10 gateway:8080", "resolvers docker",
                  "option redispatch", "hard-stop-after", "send-proxy-v2", "check-send-proxy"):
         assert must in text, must
+    # X-Forwarded-For is set to the client's address, never appended to: a
+    # client's own (forged) header must not reach the backends first.
+    active = [l.split("#", 1)[0].strip() for l in text.splitlines()]
+    assert "http-request set-header X-Forwarded-For %[src]" in active
+    assert not any(l.startswith("option forwardfor") for l in active), "option forwardfor appends"
     # No stickiness: any gateway serves any client.
     for sticky in ("stick-table", "stick on", "cookie ", "balance source", "hash-type"):
         assert sticky not in text, sticky

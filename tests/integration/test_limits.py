@@ -195,3 +195,73 @@ def test_name_limits_past_what_the_gateway_can_carry_stop_start_up(flag, value):
     p = subprocess.run([BIN, flag, value, "--listen", "127.0.0.1:1"], capture_output=True, text=True, timeout=10)
     assert p.returncode != 0
     assert flag[2:].replace("-", "_") in p.stderr, p.stderr
+
+
+def test_slow_http_readers_do_not_lock_out_websocket_clients(gateway_factory, tmp_path):
+    """200 clients that ask for a large static file and never read it must
+    not hold the pending-handshake slots (slowloris eviction cannot reclaim
+    a response being written): a WebSocket handshake still completes at
+    once.  In-flight responses are bounded (max_http_responses: 503 past
+    it), and one not written within http_write_timeout is cut."""
+    size = 4 << 20
+    (tmp_path / "big.bin").write_bytes(b"x" * size)
+    gw = gateway_factory("--static-dir", str(tmp_path), "--max-pending-handshakes", "100",
+                         "--handshake-timeout", "10s", "--http-write-timeout", "3s",
+                         "--max-http-responses", "50")
+    time.sleep(0.2)                                # the fixture's probe is closed and reaped
+    readers = []
+    try:
+        for _ in range(200):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", gw.port))
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+            readers.append(s)
+        # Every request read and answered: 50 copies of the file made (under
+        # ASan, on a shared machine, that takes a moment of its own).
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        ws = socket.create_connection(("127.0.0.1", gw.port), timeout=1)
+        ws.sendall(upgrade_request())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = ws.recv(4096)
+            assert chunk, "handshake refused: %r" % head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101 ") and time.monotonic() - t0 < 1.0, head
+        ws.close()
+        # ... while the slow readers still hold their responses (this
+        # /metrics one included).
+        assert gw.metrics()["wsgw_http_responses"] == 51
+        # Past max_http_responses a request gets a short 503 at once.
+        busy = 0
+        for s in readers:
+            s.settimeout(0.05)
+            try:
+                if s.recv(12).startswith(b"HTTP/1.1 503"):
+                    busy += 1
+            except socket.timeout:
+                pass
+        assert busy >= 150 - 5, busy               # 200 - 50, give or take the probe
+        # A reader that never reads is cut after http_write_timeout (3 s).
+        time.sleep(2.5)
+        s = readers[0]
+        s.settimeout(3)
+        got = 0
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert got < size, got
+    finally:
+        for s in readers:
+            s.close()
+    time.sleep(0.2)
+    m = gw.metrics()
+    assert m["wsgw_http_write_timeouts_total"] >= 40, m.get("wsgw_http_write_timeouts_total")
+    assert m['wsgw_http_busy_total'] >= 145
+    assert "event=http_write_timeout" in gw.output()

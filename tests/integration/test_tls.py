@@ -111,3 +111,39 @@ def test_bad_certificate_stops_startup(tmp_path):
                         "--tls-key", str(bogus)], capture_output=True, text=True, timeout=10)
     assert r.returncode != 0
     assert "tls_cert" in r.stderr
+
+
+def s_client(port, *args):
+    """One TLS 1.2 handshake with `openssl s_client`; returns (ok, output)."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_2", *args],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    out = r.stdout + r.stderr
+    # "New, SSLv3, Cipher is AES128-SHA": OpenSSL names the version that
+    # defined the cipher there, not the one negotiated.
+    ok = r.returncode == 0 and "Cipher is (NONE)" not in out and ", Cipher is " in out
+    return ok, out
+
+
+def test_tls12_offers_ecdhe_aead_only(gateway_factory, cert):
+    """TLS 1.2 by default: ECDHE key exchange and AEAD ciphers only, no
+    static RSA (no forward secrecy) and no CBC (padding-oracle history)."""
+    gw = tls_gateway(gateway_factory, cert)
+    for weak in ("AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384"):
+        ok, out = s_client(gw.tls_port, "-cipher", weak)
+        assert not ok, weak + ":\n" + out
+    for strong in ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305"):
+        ok, out = s_client(gw.tls_port, "-cipher", strong)
+        assert ok and "Cipher is " + strong in out, strong + ":\n" + out
+
+
+def test_tls_ciphers_overrides_and_is_checked(gateway_factory, cert, tmp_path):
+    gw = tls_gateway(gateway_factory, cert, "--tls-ciphers", "ECDHE-RSA-AES256-GCM-SHA384")
+    ok, out = s_client(gw.tls_port, "-cipher", "ECDHE-RSA-AES256-GCM-SHA384")
+    assert ok, out
+    ok, out = s_client(gw.tls_port, "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+    assert not ok, out
+    from conftest import BIN
+    r = subprocess.run([BIN, "--tls-listen", "127.0.0.1:%d" % free_port(), "--tls-cert", cert[0],
+                        "--tls-key", cert[1], "--tls-ciphers", "NO-SUCH-CIPHER"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "tls_ciphers" in r.stderr, r.stderr

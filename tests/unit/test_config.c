@@ -317,6 +317,9 @@ static void test_set_errors(void)
           "binary_messages: SRC=maybe: not a bool (use true/false, yes/no, on/off, 1/0)" },
         { "log_level", "verbose", "log_level: SRC=verbose: must be one of debug|info|warn|error" },
         { "tls_min_version", "1.1", "tls_min_version: SRC=1.1: must be one of 1.2|1.3" },
+        { "tls_ciphers", "NO-SUCH-CIPHER",
+          "tls_ciphers: SRC=NO-SUCH-CIPHER: selects no cipher OpenSSL knows (see `openssl ciphers -v LIST`)" },
+        { "tls_ciphers", "", "tls_ciphers: SRC=: must not be empty" },
         { "emit_targets", "room,everyone", "emit_targets: SRC=room,everyone: must be one of broadcast|all|room|conn" },
         { "listen", "localhost", "listen: SRC=localhost: missing :PORT (e.g. 0.0.0.0:8080 or :8080)" },
         { "listen", ":1,localhost",
@@ -789,7 +792,7 @@ static void test_help_lists_every_key(void)
         flag[j] = '\0';
         CHECK_HAS(s, flag);
     }
-    CHECK_INT(keys, 66);
+    CHECK_INT(keys, 69);
     CHECK_HAS(s, "--listen HOST:PORT\n");
     CHECK_HAS(s, "size 16..256MiB; default: 64KiB");
     CHECK_HAS(s, "duration 100ms..1h, 0 = off; default: 54s");
