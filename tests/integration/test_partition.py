@@ -12,7 +12,7 @@ and after a fault on the A-R path only:
   loss   5 % of them dropped (iptables -m statistic --mode random
          --probability 0.05) for the whole fault phase (6 s);
   delay  A reaches Redis through a relay in R's namespace (asyncio TCP
-         proxy, RELAY below) that, during the fault phase (6 s), holds every
+         proxy, tests/soak/relay.py) that, during the fault phase (6 s), holds every
          chunk 150-250 ms (random), in order.
 
 Under each:
@@ -69,65 +69,9 @@ import uuid
 import pytest
 import websockets
 
-from conftest import BIN
+from conftest import BIN, ROOT
 
-RELAY = r'''
-import asyncio, random, signal, sys
-DELAY = [False]
-async def pipe(reader, writer):
-    q = asyncio.Queue()
-    async def sender():
-        while True:
-            item = await q.get()
-            if item is None:
-                break
-            release, data = item
-            d = release - asyncio.get_running_loop().time()
-            if d > 0:
-                await asyncio.sleep(d)
-            writer.write(data)
-            await writer.drain()
-        try:
-            writer.write_eof()
-        except OSError:
-            pass
-    task = asyncio.ensure_future(sender())
-    last = 0.0
-    try:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            t = asyncio.get_running_loop().time()
-            release = max(t + random.uniform(0.150, 0.250) if DELAY[0] else t, last)
-            last = release                           # order kept: never before the chunk ahead
-            q.put_nowait((release, data))
-    except OSError:
-        pass
-    q.put_nowait(None)
-    try:
-        await task
-    except OSError:
-        pass
-    writer.close()
-async def handle(cr, cw):
-    try:
-        ur, uw = await asyncio.open_connection(UP_HOST, UP_PORT)
-    except OSError:
-        cw.close()
-        return
-    await asyncio.gather(pipe(cr, uw), pipe(ur, cw), return_exceptions=True)
-async def main():
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, lambda: DELAY.__setitem__(0, True))
-    loop.add_signal_handler(signal.SIGUSR2, lambda: DELAY.__setitem__(0, False))
-    srv = await asyncio.start_server(handle, LISTEN_HOST, LISTEN_PORT)
-    print("ready", flush=True)
-    async with srv:
-        await srv.serve_forever()
-LISTEN_HOST, LISTEN_PORT, UP_HOST, UP_PORT = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-asyncio.run(main())
-'''
+RELAY = os.path.join(ROOT, "tests", "soak", "relay.py")   # delays on SIGUSR1, off on SIGUSR2
 
 REDIS_PORT, RELAY_PORT, GW_PORT = 6390, 6391, 8080
 PRE, FAULT, POST = 2.0, {"drop": 5.0, "loss": 6.0, "delay": 6.0}, 4.0
@@ -275,7 +219,7 @@ def start(h, tmp_path, relay):
     redis_a = "redis://%s:%d" % (h.IP["ra"], REDIS_PORT)
     relay_proc = None
     if relay:
-        relay_proc = h.exec("r", "/usr/bin/python3", "-c", RELAY, h.IP["ra"], str(RELAY_PORT), "127.0.0.1",
+        relay_proc = h.exec("r", "/usr/bin/python3", RELAY, h.IP["ra"], str(RELAY_PORT), "127.0.0.1",
                             str(REDIS_PORT), stdout=subprocess.PIPE, text=True)
         assert relay_proc.stdout.readline().strip() == "ready"
         redis_a = "redis://%s:%d" % (h.IP["ra"], RELAY_PORT)

@@ -23,7 +23,9 @@ the same port, a worker killed with SIGKILL (the master restarts it; its
 clients reconnect), and one worker cut off from Redis by iptables rules on
 loopback matching its two Redis connections: 100 % of packets dropped for
 5 s, then 5 % loss for 8 % of the run (issue 12; skipped, and the report
-says so, without root or iptables).  Every SOAK_SAMPLE seconds a line with each gateway
+says so, without root or iptables); and, earlier, its Redis traffic delayed
+150-250 ms each way for 6 % of the run by tests/soak/relay.py, through which
+the workers reach Redis.  Every SOAK_SAMPLE seconds a line with each gateway
 process's VmRSS and open fds.
 
 Accounting.  An emit is *accepted* when it was acked.  Its *expected
@@ -144,7 +146,7 @@ INF = float("inf")
 SCHEDULE = [(0.30 * L, "redis"), (0.55 * L, "worker")]
 if L >= 120:
     SCHEDULE += [(0.75 * L, "redis"), (0.85 * L, "worker")]
-SCHEDULE += [(0.42 * L, "partition"), (0.64 * L, "loss")]   # one worker and Redis: issue 12
+SCHEDULE += [(0.20 * L, "delay"), (0.42 * L, "partition"), (0.64 * L, "loss")]   # one worker and Redis: issue 12
 SCHEDULE.sort()
 REDIS_DOWN = min(3.0, 0.05 * L)
 
@@ -1122,7 +1124,7 @@ class Gateway:
         e["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:quarantine_size_mb=%d" % ASAN_QUARANTINE_MB
         e["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
         self.cmd = [BIN, "--listen", "127.0.0.1:%d" % self.port, "--workers", "2",
-                    "--redis-url", "redis://127.0.0.1:%d" % redis.port,
+                    "--redis-url", "redis://127.0.0.1:%d" % redis_port_seen(),
                     "--max-queued-bytes", MAX_QUEUED, "--redis-max-pending", MAX_PENDING,
                     "--emit-targets", "broadcast,all,room,conn", "--max-connections", "20000",
                     "--drain-timeout", "5s", "--log-level", os.environ.get("SOAK_LOG_LEVEL", "warn")]
@@ -1355,12 +1357,32 @@ async def sampler():
 # lost: a message sent in a window is judged no earlier than PART_HOLD after
 # the heal, and its expected receivers must stay that long.  Without root or
 # iptables the faults are skipped and the report says so.
-PART_KINDS = ("partition", "loss")
+PART_KINDS = ("partition", "loss", "delay")
 PART_SECONDS = min(5.0, max(1.0, 0.05 * L))
 LOSS_SECONDS = min(30.0, max(2.0, 0.08 * L))
 PART_HOLD = 8.0          # the first retransmission after a 5 s drop comes up to ~3.2 s late
 PARTITIONS = []          # {"kind", "pid", "ports", "start", "heal", "dropped"}
 PART = {"chain": None, "skip": None}
+DELAY_SECONDS = min(15.0, max(2.0, 0.06 * L))
+RELAY = {"proc": None, "port": None, "ctl": None}   # tests/soak/relay.py between the workers and Redis
+
+
+def relay_start():
+    """The workers reach Redis through tests/soak/relay.py (its own process),
+    which delays the victim's connections 150-250 ms during a "delay" fault."""
+    RELAY["port"] = free_port()
+    RELAY["ctl"] = os.path.join(OUT, "relay.ctl")
+    open(RELAY["ctl"], "w").close()
+    RELAY["proc"] = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "tests", "soak", "relay.py"), "127.0.0.1", str(RELAY["port"]),
+         "127.0.0.1", str(REDIS.port), RELAY["ctl"]], stdout=subprocess.PIPE, text=True)
+    if RELAY["proc"].stdout.readline().strip() != "ready":
+        raise SystemExit("soak: the Redis relay did not start")
+
+
+def redis_port_seen():
+    """The port the workers connect to for Redis: the relay's."""
+    return RELAY["port"] or REDIS.port
 
 
 def _ipt(*args):
@@ -1392,6 +1414,10 @@ def partition_setup():
 
 
 def partition_cleanup():
+    proc, RELAY["proc"] = RELAY["proc"], None
+    if proc and proc.poll() is None:
+        proc.kill()
+        proc.wait()
     chain, PART["chain"] = PART["chain"], None
     if chain:
         try:
@@ -1420,7 +1446,7 @@ def redis_ports(pid):
     with open("/proc/%d/net/tcp" % pid) as f:
         for line in f.readlines()[1:]:
             p = line.split()
-            if int(p[2].split(":")[1], 16) == REDIS.port and p[3] == "01" and p[9] in inodes:
+            if int(p[2].split(":")[1], 16) == redis_port_seen() and p[3] == "01" and p[9] in inodes:
                 ports.append(int(p[1].split(":")[1], 16))
     return sorted(ports)
 
@@ -1430,7 +1456,30 @@ def partition_dropped():
     return sum(int(l.split()[0]) for l in out.splitlines() if " DROP " in l and l.split()[0].isdigit())
 
 
+async def delay_fault():
+    counts = collections.Counter(c.pid for c in LIVE)
+    pids = GW.workers()
+    if not pids:
+        return
+    victim = max(pids, key=lambda p: counts.get(p, 0))
+    ports = redis_ports(victim)
+    rec = {"kind": "delay", "pid": victim, "ports": ports, "start": None, "heal": None, "dropped": 0}
+    PARTITIONS.append(rec)
+    with open(RELAY["ctl"], "w") as f:
+        f.write(" ".join(map(str, ports)) + "\n")
+    RELAY["proc"].send_signal(signal.SIGUSR1)
+    rec["start"] = now()
+    print("[%6.1fs fault  ] worker %d and Redis: 150-250 ms delay each way (relay, ports %s) for %.1f s"
+          % (rel(rec["start"]), victim, ports, DELAY_SECONDS), flush=True)
+    await asyncio.sleep(DELAY_SECONDS)
+    RELAY["proc"].send_signal(signal.SIGUSR2)
+    rec["heal"] = now()
+    print("[%6.1fs fault  ] worker %d and Redis: delay off" % (rel(rec["heal"]), victim), flush=True)
+
+
 async def partition_fault(kind):
+    if kind == "delay":
+        return await delay_fault()
     if not PART["chain"]:
         print("[%6.1fs fault  ] %s skipped: %s" % (rel(now()), kind, PART["skip"]), flush=True)
         return
@@ -1443,8 +1492,8 @@ async def partition_fault(kind):
     stat = ["-m", "statistic", "--mode", "random", "--probability", "0.05"] if kind == "loss" else []
     rules = []
     for p in ports:
-        rules.append(["-p", "tcp", "--sport", str(p), "--dport", str(REDIS.port)] + stat + ["-j", "DROP"])
-        rules.append(["-p", "tcp", "--sport", str(REDIS.port), "--dport", str(p)] + stat + ["-j", "DROP"])
+        rules.append(["-p", "tcp", "--sport", str(p), "--dport", str(redis_port_seen())] + stat + ["-j", "DROP"])
+        rules.append(["-p", "tcp", "--sport", str(redis_port_seen()), "--dport", str(p)] + stat + ["-j", "DROP"])
     rec = {"kind": kind, "pid": victim, "ports": ports, "start": None, "heal": None, "dropped": 0}
     PARTITIONS.append(rec)
     for rule in rules:
@@ -1479,15 +1528,22 @@ def partition_outages():
 
 def partition_check():
     want = sum(1 for _, w in SCHEDULE if w in PART_KINDS)
+    delays = [w for w in PARTITIONS if w["kind"] == "delay"]
+    check("faults: worker-Redis delay (relay)", len(delays) == sum(1 for _, w in SCHEDULE if w == "delay")
+          and all(w["heal"] and len(w["ports"]) == 2 for w in delays),
+          "; ".join("worker %s %.1f-%.1fs, ports %s" % (w["pid"], rel(w["start"]), rel(w["heal"] or 0), w["ports"])
+                    for w in delays) or "none run")
+    want -= len(delays)
     if PART["skip"]:
         check("faults: worker-Redis partitions (iptables)", True,
               "SKIPPED, not run: %s (needs root and iptables)" % PART["skip"])
         return
-    ok = len(PARTITIONS) == want and all(w["heal"] and w["dropped"] > 0 and len(w["ports"]) == 2 for w in PARTITIONS)
+    drops = [w for w in PARTITIONS if w["kind"] != "delay"]
+    ok = len(drops) == want and all(w["heal"] and w["dropped"] > 0 and len(w["ports"]) == 2 for w in drops)
     check("faults: worker-Redis partitions (iptables)", ok, "; ".join(
         "%s of worker %s %.1f-%.1fs, ports %s, %d packets dropped" % (
             w["kind"], w["pid"], rel(w["start"] or 0), rel(w["heal"] or 0), w["ports"], w["dropped"])
-        for w in PARTITIONS) or "none run")
+        for w in drops) or "none run")
 
 
 async def scheduler():
@@ -1774,6 +1830,7 @@ async def main():
     REDIS = RedisProc()
     REDIS.start()
     partition_setup()
+    relay_start()
     T_GW_START = now()
     GW = Gateway(REDIS)
     print("soak: %s" % " ".join(GW.cmd[1:]), flush=True)
