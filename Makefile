@@ -8,13 +8,29 @@ CLANG    ?= clang
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wvla -Wformat=2
 CSTD     := -std=c11 -D_GNU_SOURCE
 OPT      ?= -O2 -g
-CFLAGS   := $(CSTD) $(WARN) $(OPT) -Iproto -Igateway -Ibackplane -MMD -MP
+# Each folder compiles with the include paths of what it may use, so a
+# layering violation is a compile error (docs/architecture.md):
+#   lib/        nothing of ours          proto/    lib/
+#   backplane/  lib/                     gateway/  lib/ proto/ backplane/
+# tests/ and examples/ see everything.  tests/check-layers.sh checks the
+# same rules on the #include lines (make check-layers, part of make test).
+INC_lib       := -Ilib
+INC_proto     := -Ilib -Iproto
+INC_backplane := -Ilib -Ibackplane
+INC_gateway   := -Ilib -Iproto -Ibackplane -Igateway
+INC_ALL       := $(INC_gateway)
+# The include paths of the folder a source file sits in (everything for
+# files outside the four layers).
+inc_of = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INC_ALL))
+CFLAGS   := $(CSTD) $(WARN) $(OPT) -MMD -MP
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 PROTO_LIBS := -lssl -lcrypto -lz
 GW_LIBS  := -lev -lhiredis $(PROTO_LIBS) -lm -pthread
 
 B := build
-PROTO_SRC := $(wildcard proto/*.c)
+# lib/ (the ground floor) and proto/ make libwsproto.a: the load generator
+# links it without the gateway.
+PROTO_SRC := $(wildcard lib/*.c) $(wildcard proto/*.c)
 PROTO_OBJ := $(PROTO_SRC:%.c=$(B)/obj/%.o)
 PROTO_ASAN_OBJ := $(PROTO_SRC:%.c=$(B)/asan/%.o)
 # gateway/ minus the binary's main(): a library that tests link against.
@@ -47,7 +63,7 @@ FUZZ_SECONDS ?= 60
 DEPS_GOALS := deps run cluster test test-js fuzz bench bench-compare soak
 WAIT_DEPS := $(if $(filter $(DEPS_GOALS),$(MAKECMDGOALS)),| deps)
 
-.PHONY: all run cluster cluster-stop test unit integration test-js fuzz fuzz-build fuzz-merge bench-proto bench bench-compare soak deps clean help
+.PHONY: check-layers all run cluster cluster-stop test unit integration test-js fuzz fuzz-build fuzz-merge bench-proto bench bench-compare soak deps clean help
 all: $(B)/wsgw $(EXAMPLES) $(LIBS) $(UNIT_BIN) $(B)/bench/loadgen
 
 help:
@@ -55,6 +71,7 @@ help:
 	@echo "make run        the gateway on :8080 serving the demo chat (clients/demo)"
 	@echo "make cluster    Redis + 3 gateways + HAProxy on 127.0.0.1:8080 (make cluster-stop)"
 	@echo "make test       unit tests (normal + ASan/UBSan), fuzz-corpus replay, integration (pytest), Node tests"
+	@echo "make check-layers  the folder layering rules (docs/architecture.md), also run by make test"
 	@echo "make test-js    the Node tests only (clients/js, the demo page in Chromium)"
 	@echo "make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)"
 	@echo "make bench-proto  parse+unmask+UTF-8 throughput of proto/"
@@ -66,10 +83,10 @@ help:
 # ---- proto library --------------------------------------------------------
 $(B)/obj/%.o: %.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(call inc_of,$*) -c $< -o $@
 $(B)/asan/%.o: %.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -c $< -o $@
+	$(CC) $(CFLAGS) $(call inc_of,$*) $(SANFLAGS) -O1 -c $< -o $@
 
 $(B)/libwsproto.a: $(PROTO_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -91,22 +108,22 @@ $(B)/gen/client_js.c: $(CLIENT_JS)
 	   echo "const size_t wsgw_client_js_len = sizeof wsgw_client_js - 1;"; } > $@
 $(B)/obj/gen/client_js.o: $(B)/gen/client_js.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) -c $< -o $@
 $(B)/asan/gen/client_js.o: $(B)/gen/client_js.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SANFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) $(SANFLAGS) -c $< -o $@
 
 # ---- binaries ---------------------------------------------------------------
 $(B)/wsgw: gateway/main.c $(LIBS) $(WAIT_DEPS)
-	$(CC) $(CFLAGS) $< $(LIBS) $(GW_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) $< $(LIBS) $(GW_LIBS) -o $@
 $(B)/wsgw-asan: gateway/main.c $(LIBS_ASAN) $(WAIT_DEPS)
-	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
 $(B)/examples/%: examples/%.c $(LIBS) $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $< $(LIBS) $(GW_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) $< $(LIBS) $(GW_LIBS) -o $@
 $(B)/examples-asan/%: examples/%.c $(LIBS_ASAN) $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) $(SANFLAGS) -O1 $< $(LIBS_ASAN) $(GW_LIBS) -o $@
 
 run: deps $(B)/wsgw
 	$(B)/wsgw --listen 0.0.0.0:8080 --static-dir clients/demo $(RUN_FLAGS)
@@ -120,25 +137,46 @@ cluster-stop:
 # ---- unit tests -----------------------------------------------------------
 $(B)/obj/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS) $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Itests/unit $< $(LIBS) $(GW_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) -Itests/unit $< $(LIBS) $(GW_LIBS) -o $@
 $(B)/asan/tests/%: tests/unit/%.c tests/unit/test.h $(LIBS_ASAN) $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SANFLAGS) -O1 -Itests/unit $< $(LIBS_ASAN) $(GW_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) $(SANFLAGS) -O1 -Itests/unit $< $(LIBS_ASAN) $(GW_LIBS) -o $@
 
 # ---- fuzz targets: replay (gcc + sanitizers) and libFuzzer (clang) ---------
 $(B)/asan/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIBS_ASAN) $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(SANFLAGS) -O1 $< tests/fuzz/replay.c $(LIBS_ASAN) $(GW_LIBS) -o $@
-$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(WAIT_DEPS)
+	$(CC) $(CFLAGS) $(INC_ALL) $(SANFLAGS) -O1 $< tests/fuzz/replay.c $(LIBS_ASAN) $(GW_LIBS) -o $@
+# clang builds the library sources once per flavour — libFuzzer coverage
+# (fuzz/obj) and plain ASan+UBSan for the clang replay (clang/obj) — and
+# every target links them, instead of compiling all sources per target.
+CLANG_SRC  := $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c
+CLANG_FLAGS := $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -MMD -MP
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+REPLAY_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_LIB_OBJ   := $(patsubst %.c,$(B)/fuzz/obj/%.o,$(patsubst $(B)/%,%,$(CLANG_SRC)))
+REPLAY_LIB_OBJ := $(patsubst %.c,$(B)/clang/obj/%.o,$(patsubst $(B)/%,%,$(CLANG_SRC)))
+$(B)/fuzz/obj/gen/%.o: $(B)/gen/%.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway -Ibackplane \
-	  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $< $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(GW_LIBS) -o $@
-
-$(B)/clang/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(WAIT_DEPS)
+	$(CLANG) $(CLANG_FLAGS) $(INC_ALL) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+$(B)/fuzz/obj/%.o: %.c $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CLANG) $(CSTD) $(WARN) -Wno-unused-command-line-argument -O1 -g -Iproto -Igateway -Ibackplane \
-	  -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
-	  $< tests/fuzz/replay.c $(PROTO_SRC) $(GW_SRC) $(B)/gen/client_js.c $(GW_LIBS) -o $@
+	$(CLANG) $(CLANG_FLAGS) $(call inc_of,$*) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -c $< -o $@
+$(B)/clang/obj/gen/%.o: $(B)/gen/%.c $(WAIT_DEPS)
+	@mkdir -p $(@D)
+	$(CLANG) $(CLANG_FLAGS) $(INC_ALL) $(REPLAY_SAN) -c $< -o $@
+$(B)/clang/obj/%.o: %.c $(WAIT_DEPS)
+	@mkdir -p $(@D)
+	$(CLANG) $(CLANG_FLAGS) $(call inc_of,$*) $(REPLAY_SAN) -c $< -o $@
+$(B)/fuzz/libwsgw-fuzz.a: $(FUZZ_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(B)/clang/libwsgw-clang.a: $(REPLAY_LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(B)/fuzz/libwsgw-fuzz.a $(WAIT_DEPS)
+	@mkdir -p $(@D)
+	$(CLANG) $(CLANG_FLAGS) $(INC_ALL) -fsanitize=fuzzer $(FUZZ_SAN) $< $(B)/fuzz/libwsgw-fuzz.a $(GW_LIBS) -o $@
+$(B)/clang/replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(B)/clang/libwsgw-clang.a $(WAIT_DEPS)
+	@mkdir -p $(@D)
+	$(CLANG) $(CLANG_FLAGS) $(INC_ALL) $(REPLAY_SAN) $< tests/fuzz/replay.c $(B)/clang/libwsgw-clang.a $(GW_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BIN)
 # Every target runs for FUZZ_SECONDS whatever the others found; the run
@@ -157,6 +195,10 @@ fuzz-merge: $(FUZZ_BIN)
 	  echo "$$n: $$(tail -n 1 $(B)/fuzz/merge-$$n.log)"; done
 
 # ---- test -----------------------------------------------------------------
+# The folder rules (lib < proto, backplane < gateway) on the #include lines;
+# the build enforces them too, with per-folder include paths (INC_*).
+check-layers:
+	@/usr/bin/python3 tests/check_layers.py
 unit: $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY) $(FUZZ_REPLAY_CLANG)
 # Integration tests run the ASan+UBSan build of the gateway: every one of
 # them is also a memory test (conftest.py fails on a sanitizer report).
@@ -169,7 +211,8 @@ NODE_TEST_FLAGS := --test-concurrency=1 --test-timeout=120000
 test: deps unit $(INTEGRATION_BINS)
 	@echo "== unit tests (-O2), unit tests (ASan+UBSan), fuzz corpus replay (ASan+UBSan)"
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  NODE_TEST_FLAGS="$(NODE_TEST_FLAGS)" tests/run-all.sh $(UNIT_BIN) $(UNIT_ASAN) \
+	  NODE_TEST_FLAGS="$(NODE_TEST_FLAGS)" tests/run-all.sh "/usr/bin/python3 tests/check_layers.py --selftest" \
+	  $(UNIT_BIN) $(UNIT_ASAN) \
 	  $(foreach n,$(FUZZ_NAMES),"$(B)/asan/replay/$(n) $(n) tests/fuzz/corpus/$(n)") \
 	  $(foreach n,$(FUZZ_NAMES),"$(B)/clang/replay/$(n) clang-$(n) tests/fuzz/corpus/$(n)") \
 	  -- $(PYTEST_ARGS) --node $(NODE_TESTS)
@@ -183,7 +226,7 @@ test-js: deps $(INTEGRATION_BINS)
 # built from, so the figures describe the code users run.
 $(B)/bench/bench_proto: tests/bench/bench_proto.c $(B)/libwsproto.a $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $< $(B)/libwsproto.a $(PROTO_LIBS) -o $@
+	$(CC) $(CFLAGS) $(INC_ALL) $< $(B)/libwsproto.a $(PROTO_LIBS) -o $@
 bench-proto: $(B)/bench/bench_proto
 	$(B)/bench/bench_proto
 # The raw-write ceiling bench-compare measures wsgw against: one epoll
@@ -199,7 +242,7 @@ $(B)/bench/ceiling: tests/bench/peers/ceiling.c $(WAIT_DEPS)
 LOADGEN_SRC := $(wildcard tests/bench/loadgen.c tests/bench/lg_*.c)
 $(B)/bench/loadgen: $(LOADGEN_SRC) $(wildcard tests/bench/lg_*.h) $(B)/libwsproto.a $(WAIT_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(CSTD) $(WARN) -O2 -g -Iproto $(LOADGEN_SRC) $(B)/libwsproto.a $(PROTO_LIBS) -o $@
+	$(CC) $(CSTD) $(WARN) -O2 -g $(INC_proto) $(LOADGEN_SRC) $(B)/libwsproto.a $(PROTO_LIBS) -o $@
 # Starts build/wsgw, runs every scenario against it, prints a table
 # (docs/performance.md).  Not part of `make test`: it measures, it takes
 # minutes, and its numbers depend on the machine.

@@ -31,6 +31,7 @@
 #include "bp_payload.h"
 #include "json_scan.h"
 #include "log.h"
+#include "randid.h"
 #include "server_int.h"
 #include "ws_utf8.h"
 
@@ -592,7 +593,7 @@ static void on_state(void *ud, bp_state_t state, const char *why)
 int cluster_init(wsgw_server_t *s, char *err, size_t errlen)
 {
     const wsgw_config_t *cfg = s->cfg;
-    wsgw_random_id(s->node_id, sizeof s->node_id, 9);
+    randid_make(s->node_id, sizeof s->node_id, 9);
     s->node_id_len = strlen(s->node_id);
     bp_callbacks_t cb = { .on_message = on_message, .on_state = on_state, .ud = s };
     bp_loop_t loop = { .timer_start = bp_timer_start, .timer_stop = bp_timer_stop, .loop_ud = s->loop };

@@ -11,10 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include "envelope.h"
 #include "log.h"
+#include "randid.h"
 #include "server_int.h"
 #include "ws_status.h"
 
@@ -47,50 +47,6 @@ void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_
 }
 
 /* ---- connection ids ----------------------------------------------------------- */
-
-/* `bytes` (<= 16) from the OS CSPRNG, base64url without padding.
- * getrandom() is called once per 256 ids, not once per connection. */
-static size_t id_random_bytes(char *out, size_t cap, int bytes)
-{
-    static uint8_t pool[4096];
-    static size_t pool_left;
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    if (bytes > 16 || cap < (size_t)(bytes * 4 + 2) / 3 + 1) return 0;
-    if (pool_left < 16) {
-        size_t got = 0;
-        while (got < sizeof pool) {
-            ssize_t n = getrandom(pool + got, sizeof pool - got, 0);
-            if (n <= 0) return 0;           /* no entropy: refuse rather than guess */
-            got += (size_t)n;
-        }
-        pool_left = sizeof pool;
-    }
-    const uint8_t *r = pool + sizeof pool - pool_left;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (int i = 0; i < bytes; i++) {
-        acc = (acc << 8) | r[i];
-        bits += 8;
-        while (bits >= 6) { bits -= 6; out[o++] = b64[(acc >> bits) & 63]; }
-    }
-    if (bits) out[o++] = b64[(acc << (6 - bits)) & 63];
-    memset((void *)r, 0, 16);               /* an id's bytes are used once */
-    pool_left -= 16;
-    out[o] = '\0';
-    return o;
-}
-
-/* 128-bit connection ids: 22 characters. */
-static size_t id_random(char *out, size_t cap)
-{
-    return id_random_bytes(out, cap, 16);
-}
-
-void wsgw_random_id(char *out, size_t cap, size_t bytes)
-{
-    if (!id_random_bytes(out, cap, (int)bytes) && cap) out[0] = '\0';
-}
 
 /* The envelope's conn:<id> rules, and room for the NUL in a 128-byte buffer. */
 int wsgw_id_valid(const char *id, size_t len)
@@ -202,7 +158,7 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     size_t id_len;
     if (s->id_gen) id_len = s->id_gen(c, id, sizeof id, s->id_gen_ud);
     else if (cfg->id_generator == WSGW_ID_HEADER) id_len = id_from_header(c, id, sizeof id);
-    else id_len = id_random(id, sizeof id);
+    else id_len = randid_make(id, sizeof id, 16);   /* 128 bits: 22 characters */
     if (id_len == 0 || !wsgw_id_valid(id, id_len) || idmap_get(&s->by_id, id, id_len)) {
         set_no_req(c);
         handshake_refuse(c, 403, id_len ? "connection id already in use or invalid"

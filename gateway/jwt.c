@@ -21,6 +21,7 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
+#include "base64.h"
 #include "ws_alloc.h"
 #include "ws_utf8.h"
 
@@ -163,45 +164,6 @@ void jwt_keys_free(jwt_keys_t *k)
     memset(k, 0, sizeof *k);
 }
 
-/* ---- base64url (RFC 4648 §5, unpadded, canonical) ------------------------- */
-
-static int b64_val(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-/* The decoded length of s[0..n), or SIZE_MAX unless it is unpadded
- * base64url whose unused trailing bits are zero (one encoding per value:
- * "QQ" is "A", "QR" is refused). */
-static size_t b64url_check(const uint8_t *s, size_t n)
-{
-    if (n % 4 == 1) return SIZE_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (b64_val(s[i]) < 0) return SIZE_MAX;
-    if (n % 4 == 2 && (b64_val(s[n - 1]) & 0x0F)) return SIZE_MAX;
-    if (n % 4 == 3 && (b64_val(s[n - 1]) & 0x03)) return SIZE_MAX;
-    return n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
-}
-
-/* Decodes what b64url_check() accepted. */
-static void b64url_decode(const uint8_t *s, size_t n, uint8_t *dst)
-{
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        acc = (acc << 6 | (uint32_t)b64_val(s[i])) & 0xFFFFFF;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            *dst++ = (uint8_t)(acc >> bits);
-        }
-    }
-}
 
 /* ---- JSON helpers ------------------------------------------------------------ */
 
@@ -591,7 +553,8 @@ static int verify(const jwt_keys_t *k, const uint8_t *t, size_t len, const jwt_p
     if (!d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - t))) return JWT_E_MALFORMED;
     const uint8_t *hp = t, *pp = d1 + 1, *sp = d2 + 1;
     size_t hl = (size_t)(d1 - t), pl = (size_t)(d2 - pp), sl = len - (size_t)(sp - t);
-    size_t hn = b64url_check(hp, hl), pn = b64url_check(pp, pl), sn = b64url_check(sp, sl);
+    size_t hn = b64url_decoded_len(hp, hl), pn = b64url_decoded_len(pp, pl);
+    size_t sn = b64url_decoded_len(sp, sl);
     if (hn == SIZE_MAX || pn == SIZE_MAX || sn == SIZE_MAX) return JWT_E_BASE64;
     if (hn > JWT_PAYLOAD_MAX || pn > JWT_PAYLOAD_MAX) return JWT_E_TOO_BIG;
 

@@ -351,7 +351,6 @@ void cluster_sweep(wsgw_server_t *s, uint64_t now_ms);
  * so far is confirmed by Redis, and returns 1; returns 0 when the caller
  * should answer now (no Redis, or no id). */
 int  cluster_after_sync(wsgw_conn_t *c, json_span_t ack_id, int welcome);
-void wsgw_random_id(char *out, size_t cap, size_t bytes);
 
 /* auth.c */
 int  auth_init(wsgw_server_t *s, char *err, size_t errlen);

@@ -12,6 +12,7 @@
  * twice, which is still O(n) for the whole request.
  */
 #include "ws_http.h"
+#include "base64.h"
 #include "ws_status.h"
 
 #include <limits.h>
@@ -367,16 +368,6 @@ int ws_http_is_upgrade(const ws_http_request_t *req)
 
 /* ---- opening handshake ---------------------------------------------------- */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
 /* 16 bytes in base64 are exactly 22 symbols and "==" (RFC 4648 §4).  The
  * 22nd symbol holds 2 data bits; its 4 spare bits must be zero (§3.5), so a
  * nonce has one spelling and "decodes to 16 bytes" means what it says. */
@@ -384,8 +375,8 @@ static int key_is_valid(const char *k, size_t n)
 {
     if (n != 24 || k[22] != '=' || k[23] != '=') return 0;
     for (size_t i = 0; i < 22; i++)
-        if (b64_value((unsigned char)k[i]) < 0) return 0;
-    return (b64_value((unsigned char)k[21]) & 0x0f) == 0;
+        if (b64_value((uint8_t)k[i], 0) < 0) return 0;
+    return (b64_value((uint8_t)k[21], 0) & 0x0f) == 0;
 }
 
 static int value_is(const ws_http_header_t *h, const char *s)
