@@ -17,7 +17,7 @@
  *
  * Deliveries a node publishes also carry "seq":N, numbered per channel, and
  * a channel gone quiet gets a trailer {"node":..,"seq":N}: a receiver counts
- * the gaps as lost (bp_seq.h; wsgw_backplane_lost_total).
+ * the gaps as lost (cluster_seq.h; wsgw_backplane_lost_total).
  */
 #include <ev.h>
 #include <hiredis/adapters/libev.h>
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "bp_payload.h"
+#include "nodemsg.h"
 #include "json_scan.h"
 #include "log.h"
 #include "randid.h"
@@ -44,40 +44,40 @@ _Static_assert(ENVELOPE_ROOM_NAME_MAX >= ENVELOPE_CONN_ID_MAX, "conn ids fit whe
 
 /* ---- the event loop, handed to the backplane -------------------------------------- */
 
-typedef struct bp_timer {
+typedef struct loop_timer {
     ev_timer w;
     void   (*cb)(void *arg);
     void    *arg;
-} bp_timer_t;
+} loop_timer_t;
 
-static void bp_timer_fire(struct ev_loop *loop, ev_timer *w, int revents)
+static void loop_timer_fire(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop; (void)revents;
-    bp_timer_t *t = (bp_timer_t *)w;
+    loop_timer_t *t = (loop_timer_t *)w;
     void (*cb)(void *) = t->cb;
     void *arg = t->arg;
     ws_xfree(t);                      /* one-shot: gone before the callback runs */
     cb(arg);
 }
 
-static void *bp_timer_start(void *loop_ud, uint64_t ms, void (*cb)(void *arg), void *arg)
+static void *loop_timer_start(void *loop_ud, uint64_t ms, void (*cb)(void *arg), void *arg)
 {
-    bp_timer_t *t = ws_xmalloc(sizeof *t);
+    loop_timer_t *t = ws_xmalloc(sizeof *t);
     t->cb = cb;
     t->arg = arg;
-    ev_timer_init(&t->w, bp_timer_fire, (double)ms / 1000.0, 0);
+    ev_timer_init(&t->w, loop_timer_fire, (double)ms / 1000.0, 0);
     ev_timer_start((struct ev_loop *)loop_ud, &t->w);
     return t;
 }
 
-static void bp_timer_stop(void *loop_ud, void *timer)
+static void loop_timer_stop(void *loop_ud, void *timer)
 {
-    bp_timer_t *t = timer;
+    loop_timer_t *t = timer;
     ev_timer_stop((struct ev_loop *)loop_ud, &t->w);
     ws_xfree(t);
 }
 
-static int bp_attach(void *loop_ud, redisAsyncContext *ac)
+static int loop_attach_redis(void *loop_ud, redisAsyncContext *ac)
 {
     return redisLibevAttach((struct ev_loop *)loop_ud, ac) == REDIS_OK ? 0 : -1;
 }
@@ -105,43 +105,43 @@ static void room_destroyed(wsgw_room_t *r, void *ud)
     char ch[CHANNEL_MAX];
     size_t chlen = channel(s, ch, "room", r->name, r->name_len);
     bp_unsubscribe(s->bp, ch, chlen);
-    bp_seq_in_forget(&s->seq_in, ch, chlen);     /* what we no longer hear is not lost */
+    cluster_seq_in_forget(&s->seq_in, ch, chlen);     /* what we no longer hear is not lost */
 }
 
 /* ---- payloads out --------------------------------------------------------------------- */
 
-/* {"event":..,"data":..,"from":..,"to":..,"node":"<us>","seq":N}: the
- * delivery envelope with our node id, so we can recognise our own echo,
- * and the channel's sequence number (none when seq is 0). */
-static void payload_delivery(const wsgw_server_t *s, const envelope_delivery_t *d, uint64_t seq,
-                             ws_buf_t *out)
+/* Our node id, as the payloads carry it. */
+static json_span_t node_span(const wsgw_server_t *s)
 {
-    size_t n = envelope_delivery_size(d);
-    uint8_t *p = ws_buf_reserve(out, n + 16 + s->node_id_len + 28);
-    envelope_delivery_write(d, p);
-    p += n - 1;                                   /* over the closing brace */
-    memcpy(p, ",\"node\":\"", 9); p += 9;
-    memcpy(p, s->node_id, s->node_id_len); p += s->node_id_len;
-    *p++ = '"';
-    if (seq) p += sprintf((char *)p, ",\"seq\":%" PRIu64, seq);   /* at most 7 + 16 bytes */
-    *p++ = '}';
-    out->len += (size_t)(p - (out->data + out->len));
+    return (json_span_t){ (const uint8_t *)s->node_id, s->node_id_len };
+}
+
+static json_span_t cstr_span(const char *p)
+{
+    return (json_span_t){ (const uint8_t *)p, p ? strlen(p) : 0 };
+}
+
+/* The per-loop buffer every payload is written into before it is handed
+ * to the backplane (which copies it): emptied, not freed. */
+static ws_buf_t *scratch(wsgw_server_t *s)
+{
+    s->bp_out.len = 0;
+    return &s->bp_out;
 }
 
 /* A trailer: {"node":"<us>","seq":N} repeating the last number published
  * on ch, sent once when ch has gone quiet, so that a receiver that lost
- * the end of a burst sees the gap (bp_seq.h). */
+ * the end of a burst sees the gap (cluster_seq.h). */
 static void send_trailer(void *ud, const char *ch, size_t chlen, uint64_t seq)
 {
     wsgw_server_t *s = ud;
-    char buf[96];
-    int n = snprintf(buf, sizeof buf, "{\"node\":\"%s\",\"seq\":%" PRIu64 "}", s->node_id, seq);
-    if (n > 0 && (size_t)n < sizeof buf)
-        bp_publish(s->bp, ch, chlen, (const uint8_t *)buf, (size_t)n, NULL, NULL);
+    ws_buf_t *out = scratch(s);
+    nodemsg_put_trailer(out, node_span(s), seq);
+    bp_publish(s->bp, ch, chlen, out->data, out->len, NULL, NULL);
 }
 
 /* Bound of the publisher's table of sequence numbers: a channel published
- * on in the last BP_SEQ_OUT_IDLE_MS costs ~150 bytes; a client emitting to
+ * on in the last CLUSTER_SEQ_OUT_IDLE_MS costs ~150 bytes; a client emitting to
  * many connection ids cannot make it grow past ~10 MB. */
 #define SEQ_OUT_MAX_CHANNELS 65536
 
@@ -157,35 +157,15 @@ void cluster_sweep(wsgw_server_t *s, uint64_t now_ms)
         s->heartbeat_last_ms = now_ms;
         publish_heartbeat(s);
     }
-    bp_seq_out_sweep(&s->seq_out, now_ms, s->bp_up_since_ms,
+    cluster_seq_out_sweep(&s->seq_out, now_ms, s->bp_up_since_ms,
                      s->bp_state == BP_UP ? send_trailer : NULL, s);
-    bp_seq_in_sweep(&s->seq_in, now_ms);
+    cluster_seq_in_sweep(&s->seq_in, now_ms);
     if (s->seq_out.unsequenced != s->seq_unsequenced_logged) {
         wsgw_log(WSGW_LOG_WARN, "backplane_seq_full",
                  "published=%" PRIu64 " reason=\"%d channels numbered: published without seq, a loss of these is not detected\"",
                  s->seq_out.unsequenced - s->seq_unsequenced_logged, SEQ_OUT_MAX_CHANNELS);
         s->seq_unsequenced_logged = s->seq_out.unsequenced;
     }
-}
-
-static void put_lit(ws_buf_t *b, const char *lit)
-{
-    ws_buf_append(b, lit, strlen(lit));
-}
-
-static void put_str(ws_buf_t *b, const char *p, size_t n)
-{
-    json_span_t v = { (const uint8_t *)p, n };
-    uint8_t *d = ws_buf_reserve(b, envelope_json_string_size(v));
-    b->len += (size_t)(envelope_json_string_put(d, v) - d);
-}
-
-static void put_member(ws_buf_t *b, const char *key, const char *p, size_t n)
-{
-    put_lit(b, ",\"");
-    put_lit(b, key);
-    put_lit(b, "\":");
-    put_str(b, p, n);
 }
 
 /* ---- deferred acks ------------------------------------------------------------------------ */
@@ -272,18 +252,12 @@ static void published(void *ud, long receivers, void *privdata)
 static void publish_for_backends(wsgw_server_t *s, const wsgw_conn_t *c, const envelope_delivery_t *d,
                                  pending_ack_t *a)
 {
-    ws_buf_t payload = {0};
-    payload_delivery(s, d, 0, &payload);
-    const char *user = conn_user(c);
-    if (user) {                                   /* the authenticated user, for backends */
-        payload.len--;                            /* over the closing brace */
-        put_member(&payload, "user", user, strlen(user));
-        put_lit(&payload, "}");
-    }
+    ws_buf_t *out = scratch(s);
+    /* the authenticated user, for backends */
+    nodemsg_put_delivery(out, d, node_span(s), 0, cstr_span(conn_user(c)));
     char ch[CHANNEL_MAX];
     size_t chlen = channel(s, ch, "events", NULL, 0);
-    bp_publish(s->bp, ch, chlen, payload.data, payload.len, published, a);
-    ws_buf_free(&payload);
+    bp_publish(s->bp, ch, chlen, out->data, out->len, published, a);
 }
 
 int cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
@@ -302,15 +276,14 @@ int cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_
     size_t chlen = kind == WSGW_TO_ROOM ? channel(s, ch, "room", name, name_len)
                  : kind == WSGW_TO_CONN ? channel(s, ch, "conn", name, name_len)
                                         : channel(s, ch, "all", NULL, 0);
-    ws_buf_t payload = {0};
-    uint64_t seq = bp_seq_out_next(&s->seq_out, ch, chlen, wsgw_now_ms(s));
-    payload_delivery(s, d, seq, &payload);
+    ws_buf_t *out = scratch(s);
+    uint64_t seq = cluster_seq_out_next(&s->seq_out, ch, chlen, wsgw_now_ms(s));
+    nodemsg_put_delivery(out, d, node_span(s), seq, (json_span_t){ NULL, 0 });
     pending_ack_t *a = pending_ack_new(s, sender, ack_id);
     /* Refused at once: it never reaches Redis, so its number is given back
      * and no receiver counts it lost (wsgw_backplane_dropped_total has it). */
-    if (bp_publish(s->bp, ch, chlen, payload.data, payload.len, published, a) == BP_REFUSED)
-        bp_seq_out_unused(&s->seq_out, ch, chlen, seq);
-    ws_buf_free(&payload);
+    if (bp_publish(s->bp, ch, chlen, out->data, out->len, published, a) == BP_REFUSED)
+        cluster_seq_out_unused(&s->seq_out, ch, chlen, seq);
     return a != NULL;
 }
 
@@ -341,12 +314,11 @@ int cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled, 
 
 /* ---- lifecycle ------------------------------------------------------------------------------- */
 
-static void publish_lifecycle(wsgw_server_t *s, ws_buf_t *b)
+static void publish_lifecycle(wsgw_server_t *s, const ws_buf_t *b)
 {
     char ch[CHANNEL_MAX];
     size_t chlen = channel(s, ch, "lifecycle", NULL, 0);
     bp_publish(s->bp, ch, chlen, b->data, b->len, published, NULL);
-    ws_buf_free(b);
 }
 
 /* {"op":"node","node":..,"connections":N,"interval_ms":..} every
@@ -356,39 +328,32 @@ static void publish_lifecycle(wsgw_server_t *s, ws_buf_t *b)
 static void publish_heartbeat(wsgw_server_t *s)
 {
     if (!s->cfg->lifecycle_events) return;
-    ws_buf_t b = {0};
-    char tail[64];
-    put_lit(&b, "{\"op\":\"node\"");
-    put_member(&b, "node", s->node_id, s->node_id_len);
-    snprintf(tail, sizeof tail, ",\"connections\":%zu,\"interval_ms\":%u}", s->n_open, NODE_HEARTBEAT_MS);
-    put_lit(&b, tail);
-    publish_lifecycle(s, &b);
+    ws_buf_t *out = scratch(s);
+    nodemsg_put_heartbeat(out, node_span(s), s->n_open, NODE_HEARTBEAT_MS);
+    publish_lifecycle(s, out);
 }
 
-/* Every value of the header `name` in request order, joined with ", " (RFC
- * 9110 §5.3: repeated field lines are one comma-separated list), into *out
- * (reset first).  A proxy that appends to X-Forwarded-For adds its line
- * after the client's own, so the first line alone is what the client
- * forged.  Values that are not UTF-8 are left out (a JSON string cannot
- * carry them).  Returns 0 when none is left.  No cap of its own: the values
- * come from a header block that the parser bounds by max_header_bytes, and
- * each ", " replaces at least a line's "name:" and line end, so one
- * header's joined values stay under that bound (the event: under it times
- * the number of lifecycle_headers). */
-static int header_joined(const ws_http_request_t *req, const char *name, ws_buf_t *out)
+/* Every value of the header `name` in request order into vals[0..cap) (a
+ * request has at most cap header lines): nodemsg_put_header joins them
+ * with ", " (RFC 9110 §5.3: repeated field lines are one comma-separated
+ * list).  A proxy that appends to X-Forwarded-For adds its line after the
+ * client's own, so the first line alone is what the client forged.  Values
+ * that are not UTF-8 are left out (a JSON string cannot carry them).
+ * Returns how many.  No cap of its own: the values come from a header
+ * block that the parser bounds by max_header_bytes, and each ", " replaces
+ * at least a line's "name:" and line end, so one header's joined values
+ * stay under that bound (the event: under it times the number of
+ * lifecycle_headers). */
+static size_t header_values(const ws_http_request_t *req, const char *name, json_span_t *vals)
 {
-    size_t nlen = strlen(name);
-    out->len = 0;
-    int any = 0;
+    size_t nlen = strlen(name), n = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
         const ws_http_header_t *h = &req->headers[i];
         if (h->name_len != nlen || strncasecmp(h->name, name, nlen) != 0) continue;
         if (!ws_utf8_is_valid((const uint8_t *)h->value, h->value_len)) continue;
-        if (any) ws_buf_append(out, ", ", 2);
-        ws_buf_append(out, h->value, h->value_len);
-        any = 1;
+        vals[n++] = (json_span_t){ (const uint8_t *)h->value, h->value_len };
     }
-    return any;
+    return n;
 }
 
 void cluster_conn_opened(wsgw_conn_t *c)
@@ -398,45 +363,36 @@ void cluster_conn_opened(wsgw_conn_t *c)
     if (!s->bp_remote) return;
     bp_subscribe(s->bp, ch, channel(s, ch, "conn", c->id, c->id_len));
     if (!s->cfg->lifecycle_events) return;
-    ws_buf_t b = {0};
-    put_lit(&b, "{\"op\":\"connect\"");
-    put_member(&b, "conn", c->id, c->id_len);
-    put_member(&b, "node", s->node_id, s->node_id_len);
-    put_member(&b, "remote", conn_peer(c), strlen(conn_peer(c)));
-    if (conn_user(c)) put_member(&b, "user", conn_user(c), strlen(conn_user(c)));
-    put_lit(&b, ",\"headers\":{");
+    ws_buf_t *out = scratch(s);
+    nodemsg_put_connect(out, (json_span_t){ (const uint8_t *)c->id, c->id_len }, node_span(s),
+                        cstr_span(conn_peer(c)), cstr_span(conn_user(c)));
+    const ws_http_request_t *req = conn_req(c);
     int first = 1;
-    ws_buf_t joined = {0};
-    for (size_t i = 0; conn_req(c) && i < s->cfg->lifecycle_headers.n; i++) {
+    for (size_t i = 0; req && i < s->cfg->lifecycle_headers.n; i++) {
         const char *name = s->cfg->lifecycle_headers.v[i];
-        if (!header_joined(conn_req(c), name, &joined)) continue;
-        if (!first) put_lit(&b, ",");
-        put_str(&b, name, strlen(name));
-        put_lit(&b, ":");
-        put_str(&b, (const char *)joined.data, joined.len);
+        json_span_t vals[WS_HTTP_MAX_HEADERS_HARD];
+        size_t n = header_values(req, name, vals);
+        if (!n) continue;
+        nodemsg_put_header(out, first, cstr_span(name), vals, n);
         first = 0;
     }
-    ws_buf_free(&joined);
-    put_lit(&b, "}}");
-    publish_lifecycle(s, &b);
+    nodemsg_put_connect_end(out);
+    publish_lifecycle(s, out);
 }
 
 void cluster_conn_closed(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
-    char ch[CHANNEL_MAX], code[16];
+    char ch[CHANNEL_MAX];
     if (!s->bp_remote) return;
     size_t chlen = channel(s, ch, "conn", c->id, c->id_len);
     bp_unsubscribe(s->bp, ch, chlen);
-    bp_seq_in_forget(&s->seq_in, ch, chlen);
+    cluster_seq_in_forget(&s->seq_in, ch, chlen);
     if (!s->cfg->lifecycle_events) return;
-    ws_buf_t b = {0};
-    put_lit(&b, "{\"op\":\"disconnect\"");
-    put_member(&b, "conn", c->id, c->id_len);
-    put_member(&b, "node", s->node_id, s->node_id_len);
-    snprintf(code, sizeof code, ",\"code\":%u}", (unsigned)c->close_code);
-    put_lit(&b, code);
-    publish_lifecycle(s, &b);
+    ws_buf_t *out = scratch(s);
+    nodemsg_put_disconnect(out, (json_span_t){ (const uint8_t *)c->id, c->id_len }, node_span(s),
+                           c->close_code);
+    publish_lifecycle(s, out);
 }
 
 /* ---- payloads in ----------------------------------------------------------------------------- */
@@ -448,39 +404,19 @@ static void bad_payload(wsgw_server_t *s, const char *channel_name, size_t chlen
              (int)(chlen > 200 ? 200 : chlen), channel_name, why);
 }
 
-/* A close frame carries at most 123 bytes of reason (RFC 6455 5.5: 125
- * bytes of payload, 2 of them the code). */
-#define CLOSE_REASON_MAX 123
-
-/* The reason of a disconnect op, decoded and cut to CLOSE_REASON_MAX bytes
- * on a UTF-8 boundary (a cut character would make the close frame invalid
- * UTF-8 and the client fail the connection with 1007) into
- * why[0..CLOSE_REASON_MAX + 1): its length, 0 without a reason, SIZE_MAX
- * when it is not a string or not valid UTF-8. */
-static size_t close_reason(json_span_t v, char *why)
-{
-    if (!v.len) return 0;
-    if (v.len < 2 || v.p[0] != '"') return SIZE_MAX;
-    /* One byte past the limit, to see whether the character at the limit
-     * is whole. */
-    size_t n = json_str_unescape_prefix(v.p + 1, v.len - 2, (uint8_t *)why, CLOSE_REASON_MAX + 1);
-    n = ws_utf8_cut((const uint8_t *)why, n, CLOSE_REASON_MAX);
-    return ws_utf8_is_valid((const uint8_t *)why, n) ? n : SIZE_MAX;
-}
-
 /* Control ops for one connection: {"op":"join"|"leave","room":".."},
  * {"op":"disconnect","code":4000,"reason":".."}.  Backends are trusted: no
  * join_rooms check, but the room-name rules and limits hold. */
-static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const bp_payload_t *in,
+static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const nodemsg_t *in,
                             const char *chname, size_t chlen)
 {
     json_span_t op, room;
-    if (!bp_plain_string(in->op, &op)) { bad_payload(s, chname, chlen, "op is not a plain string"); return; }
+    if (!nodemsg_plain_string(in->op, &op)) { bad_payload(s, chname, chlen, "op is not a plain string"); return; }
     if (op.len == 10 && memcmp(op.p, "disconnect", 10) == 0) {
         unsigned long code = 1000;
         if (in->code.len) code = strtoul((const char *)in->code.p, NULL, 10);
-        char why[CLOSE_REASON_MAX + 2];
-        size_t n = close_reason(in->reason, why);
+        char why[NODEMSG_REASON_MAX + 2];
+        size_t n = nodemsg_close_reason(in->reason, why);
         if (n == SIZE_MAX) { bad_payload(s, chname, chlen, "disconnect reason is not a UTF-8 string"); n = 0; }
         why[n] = '\0';
         wsgw_disconnect(c, (uint16_t)(code > 4999 ? 1000 : code), why);
@@ -488,7 +424,7 @@ static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const bp_payload_t
     }
     int join = op.len == 4 && memcmp(op.p, "join", 4) == 0;
     int leave = op.len == 5 && memcmp(op.p, "leave", 5) == 0;
-    if ((!join && !leave) || !bp_plain_string(in->room, &room) ||
+    if ((!join && !leave) || !nodemsg_plain_string(in->room, &room) ||
         !envelope_room_valid(room.p, room.len, (size_t)s->cfg->max_room_name)) {
         bad_payload(s, chname, chlen, "unknown op or bad room");
         return;
@@ -507,7 +443,7 @@ static void inbound_seq(wsgw_server_t *s, const char *ch, size_t chlen, json_spa
      * id or a custom IDGenerator's can be known, and published to, before
      * its connection exists. */
     int from_one = conn_channel && s->cfg->id_generator == WSGW_ID_RANDOM && !s->id_gen;
-    uint64_t missing = bp_seq_in_check(&s->seq_in, ch, chlen, (const char *)node.p, node.len,
+    uint64_t missing = cluster_seq_in_check(&s->seq_in, ch, chlen, (const char *)node.p, node.len,
                                        seq, trailer, from_one, wsgw_now_ms(s));
     if (!missing) return;
     s->bp_lost += missing;
@@ -524,10 +460,10 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     if (chlen <= plen + 1 || memcmp(ch, s->cfg->redis_prefix, plen) != 0 || ch[plen] != ':') return;
     const char *kind = ch + plen + 1;
     size_t klen = chlen - plen - 1;
-    bp_payload_t in;
-    if (!bp_payload_parse(payload, len, &in)) { bad_payload(s, ch, chlen, "not a JSON object in UTF-8"); return; }
+    nodemsg_t in;
+    if (!nodemsg_parse(payload, len, &in)) { bad_payload(s, ch, chlen, "not a JSON object in UTF-8"); return; }
     json_span_t node;
-    int has_node = in.node.len && bp_plain_string(in.node, &node);
+    int has_node = in.node.len && nodemsg_plain_string(in.node, &node);
     if (has_node && node.len == s->node_id_len && memcmp(node.p, s->node_id, node.len) == 0)
         return;                                   /* our own message, delivered already */
 
@@ -536,7 +472,7 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     size_t name_len = 0;
     if (klen == 3 && memcmp(kind, "all", 3) == 0) {
         json_span_t to;
-        target = bp_plain_string(in.to, &to) && to.len == 9 && memcmp(to.p, "broadcast", 9) == 0
+        target = nodemsg_plain_string(in.to, &to) && to.len == 9 && memcmp(to.p, "broadcast", 9) == 0
                ? WSGW_TO_BROADCAST : WSGW_TO_ALL;
     } else if (klen > 5 && memcmp(kind, "room:", 5) == 0) {
         target = WSGW_TO_ROOM; name = kind + 5; name_len = klen - 5;
@@ -546,7 +482,7 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
         return;                                   /* not a channel we deliver from */
     }
     uint64_t seq;
-    if (has_node && bp_payload_seq(in.seq, &seq)) {
+    if (has_node && nodemsg_seq(in.seq, &seq)) {
         int trailer = !in.event.len && !in.op.len;
         inbound_seq(s, ch, chlen, node, seq, trailer,
                     target == WSGW_TO_CONN && idmap_get(&s->by_id, name, name_len) != NULL);
@@ -570,9 +506,9 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
         .to_name = { (const uint8_t *)name, name_len },
     };
     json_span_t from, except;
-    if (bp_plain_string(in.from, &from) && envelope_conn_id_valid(from.p, from.len)) d.from = from;
+    if (nodemsg_plain_string(in.from, &from) && envelope_conn_id_valid(from.p, from.len)) d.from = from;
     const wsgw_conn_t *skip = NULL;
-    if (bp_plain_string(in.except, &except))
+    if (nodemsg_plain_string(in.except, &except))
         skip = idmap_get(&s->by_id, (const char *)except.p, except.len);
     emit_delivery(s, &d, target, name, name_len, NULL, skip);
 }
@@ -596,7 +532,7 @@ int cluster_init(wsgw_server_t *s, char *err, size_t errlen)
     randid_make(s->node_id, sizeof s->node_id, 9);
     s->node_id_len = strlen(s->node_id);
     bp_callbacks_t cb = { .on_message = on_message, .on_state = on_state, .ud = s };
-    bp_loop_t loop = { .timer_start = bp_timer_start, .timer_stop = bp_timer_stop, .loop_ud = s->loop };
+    bp_loop_t loop = { .timer_start = loop_timer_start, .timer_stop = loop_timer_stop, .loop_ud = s->loop };
     s->bp_state = BP_DOWN;
     if (!cfg->redis_url || !cfg->redis_url[0]) {
         s->bp = bp_local_new(&cb, &loop);
@@ -613,7 +549,7 @@ int cluster_init(wsgw_server_t *s, char *err, size_t errlen)
         .unix_path = addr.is_unix ? addr.path : NULL,
         .user = addr.user[0] ? addr.user : NULL, .password = addr.pass[0] ? addr.pass : NULL,
         .db = addr.db, .max_pending_bytes = cfg->redis_max_pending,
-        .attach = bp_attach,
+        .attach = loop_attach_redis,
     };
     s->bp = bp_redis_new(&rc, &cb, &loop, err, errlen);
     if (!s->bp) return -1;
@@ -634,8 +570,9 @@ void cluster_free(wsgw_server_t *s)
 {
     if (s->bp) bp_free(s->bp);
     s->bp = NULL;
-    bp_seq_out_free(&s->seq_out);
-    bp_seq_in_free(&s->seq_in);
+    cluster_seq_out_free(&s->seq_out);
+    ws_buf_free(&s->bp_out);
+    cluster_seq_in_free(&s->seq_in);
 }
 
 const char *cluster_health(const wsgw_server_t *s)

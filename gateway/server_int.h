@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 
 #include "backplane.h"
-#include "bp_seq.h"
+#include "cluster_seq.h"
 #include "cidr.h"
 #include "config.h"
 #include "envelope.h"
@@ -242,10 +242,11 @@ struct wsgw_server {
     uint64_t             bp_bad_messages;  /* unparseable payloads from the backplane */
     uint64_t             bp_lost;    /* other nodes' messages that never arrived (seq gaps) */
     uint64_t             bp_up_since_ms;   /* when bp_state last became BP_UP */
-    bp_seq_out_t         seq_out;    /* our sequence numbers, per channel published on */
-    bp_seq_in_t          seq_in;     /* other nodes' numbers, per channel received on */
+    cluster_seq_out_t         seq_out;    /* our sequence numbers, per channel published on */
+    cluster_seq_in_t          seq_in;     /* other nodes' numbers, per channel received on */
     uint64_t             seq_unsequenced_logged;
     uint64_t             heartbeat_last_ms;  /* last {"op":"node"} on P:lifecycle */
+    ws_buf_t             bp_out;     /* one per loop: the payload being published (nodemsg.h) */
 
     wsgw_target_kind_t   iris_kind;  /* iris_emit_to, parsed; SELF means "backend" */
     const char          *iris_name;  /* room name for WSGW_TO_ROOM */

@@ -420,6 +420,16 @@ size_t envelope_json_string_size(json_span_t s)
     return esc_size(s) + 2;
 }
 
+size_t envelope_json_escaped_size(json_span_t s)
+{
+    return esc_size(s);
+}
+
+uint8_t *envelope_json_escaped_put(uint8_t *dst, json_span_t s)
+{
+    return put_esc(dst, s);
+}
+
 uint8_t *envelope_json_string_put(uint8_t *dst, json_span_t s)
 {
     *dst++ = '"';
@@ -462,6 +472,13 @@ size_t envelope_delivery_size(const envelope_delivery_t *d)
 
 size_t envelope_delivery_write(const envelope_delivery_t *d, uint8_t *dst)
 {
+    size_t n = envelope_delivery_members_write(d, dst);
+    dst[n] = '}';
+    return n + 1;
+}
+
+size_t envelope_delivery_members_write(const envelope_delivery_t *d, uint8_t *dst)
+{
     uint8_t *p = put(dst, "{\"event\":\"");
     p = put_esc(p, d->event);
     p = put(p, "\",\"data\":");
@@ -478,7 +495,6 @@ size_t envelope_delivery_write(const envelope_delivery_t *d, uint8_t *dst)
         if (d->to == ENVELOPE_TO_ROOM || d->to == ENVELOPE_TO_CONN) p = put_esc(p, d->to_name);
         *p++ = '"';
     }
-    *p++ = '}';
     return (size_t)(p - dst);
 }
 

@@ -156,6 +156,9 @@ typedef struct envelope_delivery {
 
 size_t envelope_delivery_size(const envelope_delivery_t *d);
 size_t envelope_delivery_write(const envelope_delivery_t *d, uint8_t *dst);
+/* The same without the closing brace (envelope_delivery_size() - 1
+ * bytes), for a payload that adds members of its own (nodemsg.h). */
+size_t envelope_delivery_members_write(const envelope_delivery_t *d, uint8_t *dst);
 
 /* {"op":"ack","id":<raw id>}   ("id" omitted when id.len == 0) */
 size_t envelope_ack_size(json_span_t id);
@@ -177,5 +180,9 @@ size_t envelope_welcome_write(json_span_t conn, uint64_t max_message_size, uint8
  * escapes, and a writer that returns the end of what it wrote. */
 size_t envelope_json_string_size(json_span_t s);
 uint8_t *envelope_json_string_put(uint8_t *dst, json_span_t s);
+/* The same without the quotes: escaping is byte by byte, so the escapes of
+ * two strings side by side are the escape of the two joined. */
+size_t envelope_json_escaped_size(json_span_t s);
+uint8_t *envelope_json_escaped_put(uint8_t *dst, json_span_t s);
 
 #endif
