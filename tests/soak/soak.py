@@ -20,7 +20,12 @@ then for SOAK_SECONDS runs SOAK_CONNS concurrent connections:
 
 Faults on a schedule: redis-server killed with SIGKILL and started again on
 the same port, a worker killed with SIGKILL (the master restarts it; its
-clients reconnect).  Every SOAK_SAMPLE seconds a line with each gateway
+clients reconnect), and a stale subscriber: the gateway reaches Redis
+through a relay (tests/soak/redis_relay.py, its own process) that freezes
+one worker's subscribe connection for STALE_FREEZE seconds, both sockets
+left open (fault_stale); the worker's probe must find it within 5 s and
+reconnect, and what it missed meanwhile is accounted like any other
+backplane loss (SOAK_STALE=0: no relay, no such fault).  Every SOAK_SAMPLE seconds a line with each gateway
 process's VmRSS and open fds.
 
 Accounting.  An emit is *accepted* when it was acked.  Its *expected
@@ -80,7 +85,8 @@ each non-reader's wall-clock timeline to set beside the gateway's
 slow_consumer lines), SOAK_LOG_LEVEL (warn), SOAK_XFAIL (check
 names, comma-separated, reported but not counted: for a known gateway bug),
 SOAK_SELFTEST (drop and/or dup: the driver itself loses or doubles one
-delivery in 2000, to show that the checks catch it).
+delivery in 2000, to show that the checks catch it), SOAK_STALE (1: the
+stale-subscriber fault and its relay; 0: neither).
 """
 import asyncio
 import base64
@@ -141,6 +147,11 @@ SCHEDULE = [(0.30 * L, "redis"), (0.55 * L, "worker")]
 if L >= 120:
     SCHEDULE += [(0.75 * L, "redis"), (0.85 * L, "worker")]
 REDIS_DOWN = min(3.0, 0.05 * L)
+STALE = env("SOAK_STALE", 1, int)
+if STALE:
+    SCHEDULE += [(0.42 * L, "stale")] + ([(0.65 * L, "stale")] if L >= 120 else [])
+    SCHEDULE.sort()
+STALE_FREEZE = 6.0   # longer than detection (3-4 s with redis_probe_interval = 1s)
 
 now = time.monotonic
 random.seed(SEED)
@@ -1347,7 +1358,9 @@ async def scheduler():
                 pass
         await asyncio.sleep(max(0.0, T0[0] + t_rel - now()))
         LOOP.call_later(8.0, FAULT.__setitem__, 0, False)
-        if what == "redis":
+        if what == "stale":
+            await fault_stale()
+        elif what == "redis":
             tk = now()
             REDIS.kill9()
             print("[%6.1fs fault  ] redis-server killed (SIGKILL), down for %.1f s" % (rel(tk), REDIS_DOWN), flush=True)
@@ -1373,6 +1386,105 @@ async def scheduler():
             os.kill(victim, signal.SIGKILL)
             print("[%6.1fs fault  ] worker %d killed (SIGKILL) with %d normal clients"
                   % (rel(tk), victim, counts.get(victim, 0)), flush=True)
+
+
+# ---- the stale-subscriber fault ---------------------------------------------------------------
+
+STALE_FAULTS = []    # [victim pid, t_freeze, t_detected or None]
+RELAY = [None]
+
+
+class StaleRelay:
+    """The gateway's way to Redis (tests/soak/redis_relay.py): forwards
+    everything, and freezes one connection on demand."""
+
+    def __init__(self, redis):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "tests", "soak", "redis_relay.py"), str(self.port), str(redis.port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("redis_relay.py did not start")
+
+    def cmd(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().split()
+
+    def stop(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def fault_stale():
+    """Freezes the subscribe connection of the busier worker for
+    STALE_FREEZE s and watches its wsgw_backplane_stale_total: the probe must
+    find it within 5 s."""
+    relay = RELAY[0]
+    ports = [int(p) for p in (await LOOP.run_in_executor(None, relay.cmd, "subs"))[1:]]
+    GW.scan()
+    subs = {}
+    for p in ports:
+        pid = GW.owner.get(GW.diag.inode(p, relay.port))
+        if pid:
+            subs[pid] = p
+    counts = collections.Counter(c.pid for c in LIVE)
+    if not subs:
+        print("[%6.1fs fault  ] stale: no subscribe connection found at the relay" % rel(now()), flush=True)
+        STALE_FAULTS.append([None, now(), None])
+        return
+    victim = max(subs, key=lambda p: counts.get(p, 0))
+    before = METRICS.get(victim, {}).get("wsgw_backplane_stale_total", 0)
+    tk = now()
+    await LOOP.run_in_executor(None, relay.cmd, "freeze %d %.1f" % (subs[victim], STALE_FREEZE))
+    fault = [victim, tk, None]
+    STALE_FAULTS.append(fault)
+    print("[%6.1fs fault  ] worker %d: subscribe connection frozen at the relay for %.0f s (%d normal clients)"
+          % (rel(tk), victim, STALE_FREEZE, counts.get(victim, 0)), flush=True)
+    while now() < tk + STALE_FREEZE + 2 and fault[2] is None:
+        got = await GW.each_worker("/metrics")
+        if victim in got and parse_metrics(got[victim][4]).get("wsgw_backplane_stale_total", 0) > before:
+            fault[2] = got[victim][1]      # the request that saw it: an upper bound
+            print("[%6.1fs fault  ] worker %d: stale found after %.1f s"
+                  % (rel(fault[2]), victim, fault[2] - tk), flush=True)
+        else:
+            await asyncio.sleep(0.2)
+
+
+def stale_windows(pid, ups):
+    """Fault windows of the stale faults on worker pid: from the freeze to
+    the first /healthz "up" after the stale connection was replaced."""
+    out = []
+    for victim, tk, td in STALE_FAULTS:
+        if victim == pid:
+            back = next((o[1] for o in ups if o[0] >= (td or tk + STALE_FREEZE)), INF)
+            out.append((tk - PRE, back + POST))
+    return out
+
+
+def check_stale(final_metrics, probe_channels, workers_now, log):
+    if not STALE:
+        return
+    want = sum(1 for _, w in SCHEDULE if w == "stale")
+    found = [f for f in STALE_FAULTS if f[2] is not None and f[2] - f[1] <= 5.0]
+    lines = [l for l in log.splitlines() if "event=backplane_stale" in l]
+    victims = {f[0] for f in STALE_FAULTS}
+    others = {p: m.get("wsgw_backplane_stale_total", 0) for p, m in METRICS.items()
+              if p not in victims and m.get("wsgw_backplane_stale_total", 0)}
+    check("faults: stale subscriber found within 5 s, reconnected",
+          len(STALE_FAULTS) == want and len(found) == want and len(lines) == want and not others,
+          "%d frozen, found after %s s, %d backplane_stale lines%s"
+          % (len(STALE_FAULTS), ", ".join("%.1f" % (f[2] - f[1]) if f[2] else "never" for f in STALE_FAULTS),
+             len(lines), "; stale counted by workers never frozen: %r" % others if others else ""))
+    check("leaks: one probe channel per worker", len(probe_channels) == len(workers_now),
+          "%d wsgw:probe:* channels for %d workers" % (len(probe_channels), len(workers_now)))
 
 
 # ---- judging emits ------------------------------------------------------------------------
@@ -1503,6 +1615,7 @@ def windows():
                 continue
             back = next((o[1] for o in ups if o[0] >= tb), INF)
             sched.append((tk - PRE, back + POST))
+        sched += stale_windows(pid, ups)
         seen = []
         prev_up, run_start = None, None
         for t_req, t_resp, bp in obs:
@@ -1617,8 +1730,10 @@ async def main():
           flush=True)
     REDIS = RedisProc()
     REDIS.start()
+    relay = StaleRelay(REDIS) if STALE else None
+    RELAY[0] = relay
     T_GW_START = now()
-    GW = Gateway(REDIS)
+    GW = Gateway(relay or REDIS)
     print("soak: %s" % " ".join(GW.cmd[1:]), flush=True)
     try:
         await run_all()
@@ -1626,6 +1741,8 @@ async def main():
         if GW.proc.poll() is None:
             GW.proc.kill()
             GW.proc.wait()
+        if relay:
+            relay.stop()
         REDIS.stop()
 
 
@@ -1692,6 +1809,9 @@ async def run_all():
     final_procs = SAMPLES[-1][2]
     final_metrics = {pid: METRICS.get(pid, {}) for pid in GW.workers()}
     channels = sorted(REDIS.cli("PUBSUB", "CHANNELS", "*").split())
+    # Each worker's own stale-connection probe channel (redis_probe_interval).
+    probe_channels = [c for c in channels if c.startswith("wsgw:probe:")]
+    channels = [c for c in channels if c not in probe_channels]
     numsub = REDIS.cli("PUBSUB", "NUMSUB", "wsgw:all").split()
     wins, unscheduled = windows()
     cats, examples = classify(wins)
@@ -1714,6 +1834,7 @@ async def run_all():
     GW.log.close()
     log = open(GW.log_path, errors="replace").read()
 
+    check_stale(final_metrics, probe_channels, workers_now, log)
     report(initial, final_procs, final_metrics, channels, numsub, wins, unscheduled, cats, examples,
            workers_now, died, code, stop_s, log)
 
