@@ -47,6 +47,10 @@
  * output buffer.  Publishes that were sent but not answered when the
  * connection dropped are NOT sent again — Redis may have executed them, and
  * a resend could deliver twice — they get BP_DROPPED and are counted.
+ *
+ * A connection that stays open but carries nothing raises no error here;
+ * bp_redis_probe.c finds it and hands both connections to
+ * bp_redis_conn_lost like any other loss.
  */
 #include "bp_redis_int.h"
 

@@ -12,8 +12,10 @@
  * Counting ticks rather than reading a clock keeps it honest under a loop
  * stall: ticks do not pile up while the loop is blocked (the timer is armed
  * again only after it ran), so a stall costs one tick and the replies it
- * held up are read before the next one.  With the default 1 s interval a
- * freeze is found 3 to 4 s after it began.
+ * held up are read before the next one.  With the gateway's default 500 ms
+ * interval a freeze is found 1.5 to 2 s after it began, and the
+ * connections are back before the 3 s trailer of a channel whose last
+ * messages were lost meanwhile (docs/protocol.md, "Stale connections").
  *
  * Both connections are dropped, not just the subscriber: a probe that did
  * not come back may have been lost on either (its PUBLISH reply tells
@@ -95,7 +97,6 @@ static void declare_stale(bp_redis_t *r)
              r->probe_acked >= n ? "was answered: the subscribe connection no longer receives"
                                  : "is unanswered: the publish connection is stuck too");
     bp->stats.stale++;
-    r->probe_live = 0;
     bp_redis_conn_lost(&r->sub, why, 1);
     if (!bp->freeing) bp_redis_conn_lost(&r->pub, why, 1);
 }

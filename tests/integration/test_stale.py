@@ -143,7 +143,7 @@ def test_stale_subscriber_detected_and_reconnected(gateway_factory, redis_server
             b = await client(g2, "r")
             await emit(b, "before", 1)
             assert (await recv_json(a))["data"] == "before"
-            # Probes go round (one a second) and never reach a client.
+            # Probes go round (two a second) and never reach a client.
             await no_message(a, 2.5)
             m = g1.metrics()
             assert m["wsgw_backplane_received_total"] == 1       # "before" only

@@ -151,7 +151,7 @@ STALE = env("SOAK_STALE", 1, int)
 if STALE:
     SCHEDULE += [(0.42 * L, "stale")] + ([(0.65 * L, "stale")] if L >= 120 else [])
     SCHEDULE.sort()
-STALE_FREEZE = 6.0   # longer than detection (3-4 s with redis_probe_interval = 1s)
+STALE_FREEZE = 6.0   # longer than detection (1.5-2 s with redis_probe_interval = 500ms)
 
 now = time.monotonic
 random.seed(SEED)
