@@ -150,7 +150,10 @@ if L >= 120:
 REDIS_DOWN = min(3.0, 0.05 * L)
 STALE = env("SOAK_STALE", 1, int)
 if STALE:
-    SCHEDULE += [(0.42 * L, "stale")] + ([(0.65 * L, "stale")] if L >= 120 else [])
+    # Not shortly before a worker kill: the victim needs a few seconds (up
+    # to the 3 s trailers) to count what it missed while frozen, and a
+    # worker killed before that leaves misses nobody could count.
+    SCHEDULE += [(0.65 * L, "stale")] + ([(0.42 * L, "stale")] if L >= 120 else [])
     SCHEDULE.sort()
 STALE_FREEZE = 6.0   # longer than detection (1.5-2 s with redis_probe_interval = 500ms)
 
