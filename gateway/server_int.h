@@ -242,6 +242,8 @@ struct wsgw_server {
     uint64_t             bp_bad_messages;  /* unparseable payloads from the backplane */
     uint64_t             bp_lost;    /* other nodes' messages that never arrived (seq gaps) */
     uint64_t             bp_up_since_ms;   /* when bp_state last became BP_UP */
+    uint64_t             bp_stale_seen;    /* bp stats.stale already logged */
+    int                  bp_stale;   /* found stale, not BP_UP again yet: /healthz says "stale" */
     bp_seq_out_t         seq_out;    /* our sequence numbers, per channel published on */
     bp_seq_in_t          seq_in;     /* other nodes' numbers, per channel received on */
     uint64_t             seq_unsequenced_logged;
@@ -343,7 +345,7 @@ int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target
  * answers now: when published, only `handled` (an on(event) handler took
  * it) leaves it at 0, so that answer is an ack. */
 int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled, int *answer_later);
-const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down" */
+const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down", "stale" */
 /* From the periodic sweep: trailers and the ageing of sequence numbers. */
 void cluster_sweep(wsgw_server_t *s, uint64_t now_ms);
 /* With Redis: releases the connection's held welcome (welcome = 1,
