@@ -44,7 +44,21 @@
  *     until then; a bp_subscribe while BP_UP does not leave BP_UP);
  *   - the state is the worse of the two connections'; on_state is also
  *     called, state unchanged, when BP_DOWN gets a new reason (a wrong
- *     password after "connection refused"), not for each retry.
+ *     password after "connection refused"), not for each retry;
+ *   - a connection that stays open but no longer carries anything (a
+ *     half-open TCP connection, a subscriber left on a demoted node) raises
+ *     no error.  With probe_channel and probe_interval_ms set, the backplane
+ *     publishes a small probe to probe_channel on the publish connection
+ *     every interval while BP_UP, and its subscribe connection is
+ *     subscribed to that channel (one subscription, kept and restored like
+ *     the others, not counted in stats.subscriptions).  A probe not back
+ *     on the subscribe connection BP_PROBE_MISSES intervals after it was
+ *     sent makes the backplane declare itself stale: stats.stale counts
+ *     it, both connections are dropped and retried as for any loss (the
+ *     state goes BP_DOWN with a `why` starting "stale:"), and the set is
+ *     restored.  Probes are never given to on_message, nor counted in
+ *     stats.received or stats.published; a probe that comes back late
+ *     (after its connection was declared stale) is ignored.
  * hiredis writes with write(2): the process must ignore SIGPIPE.
  * Redis pub/sub is at-most-once: a message published while a subscriber
  * was disconnected is not replayed to it.
@@ -102,7 +116,13 @@ typedef struct bp_stats {
     uint64_t reconnects;        /* successful reconnections after a loss (per connection:
                                    Redis restarting counts 2) */
     uint64_t subscriptions;     /* channels in the subscription set */
+    uint64_t stale;             /* times the connections were found stale (a probe not
+                                   back in time) and dropped to reconnect */
 } bp_stats_t;
+
+/* A probe not back this many probe intervals after it was sent declares the
+ * connections stale (Redis implementation, probe_interval_ms set). */
+#define BP_PROBE_MISSES 3
 
 /* ---- the interface ----------------------------------------------------------- */
 
@@ -167,6 +187,11 @@ typedef struct bp_redis_config {
     uint64_t    backoff_max_ms;      /* default 1000 when 0 */
     uint64_t    connect_timeout_ms;  /* one attempt: lookup + connect + handshake;
                                         default 2000 when 0 */
+    /* Stale-connection probe ("Faults" above): a channel that only this
+     * backplane uses (the gateway passes "<prefix>:probe:<node id>") and
+     * the interval between probes; off when either is NULL / 0. */
+    const char *probe_channel;
+    uint64_t    probe_interval_ms;
     /* Attaches a new hiredis async context to the caller's event loop
      * (the gateway passes a wrapper around redisLibevAttach); returns 0 on
      * success. */

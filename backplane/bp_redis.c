@@ -47,6 +47,10 @@
  * output buffer.  Publishes that were sent but not answered when the
  * connection dropped are NOT sent again — Redis may have executed them, and
  * a resend could deliver twice — they get BP_DROPPED and are counted.
+ *
+ * A connection that stays open but carries nothing raises no error here;
+ * bp_redis_probe.c finds it and hands both connections to
+ * bp_redis_conn_lost like any other loss.
  */
 #include "bp_redis_int.h"
 
@@ -348,6 +352,7 @@ void bp_redis_conn_lost(bp_rconn_t *c, const char *why, int free_ac)
     bp_timer_stop(bp, &c->timeout_timer);
     bp_timer_stop(bp, &c->poll_timer);   /* c->resolve stays: see conn_start */
     c->phase = BP_R_IDLE;
+    r->probe_live = 0;                   /* the next BP_UP period probes afresh */
     if (c == &r->pub) pub_lost(r);
     else bp_redis_sub_lost(r);
     if (bp->freeing) return;
@@ -612,6 +617,7 @@ static void redis_shutdown(bp_t *bp)
 {
     bp_redis_t *r = (bp_redis_t *)bp;
     bp_timer_stop(bp, &r->kick);
+    bp_redis_probe_stop(r);
     bp_rconn_t *conns[2] = { &r->pub, &r->sub };
     for (int i = 0; i < 2; i++) {
         bp_timer_stop(bp, &conns[i]->retry_timer);
@@ -660,6 +666,7 @@ static void redis_destroy(bp_t *bp)
         bp_resolve_release(conns[i]->resolve);
         conns[i]->resolve = NULL;
     }
+    bp_redis_probe_destroy(r);
     ws_xfree(r->ring);
     ws_xfree(r->drops);
     ws_xfree(r->host);
@@ -743,6 +750,7 @@ bp_t *bp_redis_new(const bp_redis_config_t *cfg, const bp_callbacks_t *cb,
     r->pub = (bp_rconn_t){ .r = r, .name = "publish" };
     r->sub = (bp_rconn_t){ .r = r, .name = "subscribe" };
     r->reported = BP_DOWN;
+    bp_redis_probe_init(r, cfg->probe_channel, cfg->probe_interval_ms);
     conn_start(&r->pub);
     conn_start(&r->sub);
     return &r->base;

@@ -86,6 +86,19 @@ struct bp_redis {
     int           syncing;       /* the batch on the wire restores the set */
     size_t        restored;      /* channels in that batch */
 
+    /* stale-connection probe (bp_redis_probe.c); probe_chan.name is NULL
+     * when probing is off.  probe_chan is not in the subscription map: no
+     * bp_deliver, no stats.subscriptions; refs stays 1 so it is never freed
+     * by bp_chan_release. */
+    bp_chan_t     probe_chan;
+    uint64_t      probe_interval;
+    void         *probe_timer;   /* the tick, every probe_interval */
+    uint64_t      probe_sent;    /* probes numbered 1, 2, ... over the bp's life */
+    uint64_t      probe_base;    /* probe_sent when the current BP_UP period began */
+    uint64_t      probe_back;    /* the last probe seen on the subscribe connection */
+    uint64_t      probe_acked;   /* the last probe whose PUBLISH Redis answered */
+    int           probe_live;    /* probing in the current BP_UP period */
+
     void         *kick;          /* 0 ms timer: drops, subscription batch, state */
     bp_state_t    reported;      /* last state given to on_state */
     char          reported_why[256];  /* for BP_DOWN: the failure text without the connection name */
@@ -109,5 +122,14 @@ void bp_redis_sub_lost(bp_redis_t *r);     /* forget what the server had */
 void bp_redis_sub_flush(bp_redis_t *r);    /* send the pending changes as one batch */
 uint64_t bp_redis_sync_target(bp_t *bp);   /* bp_sync(): the batch to wait for */
 bp_state_t bp_redis_sub_state(const bp_redis_t *r);
+
+/* bp_redis_probe.c */
+void bp_redis_probe_init(bp_redis_t *r, const char *channel, uint64_t interval_ms);
+void bp_redis_probe_stop(bp_redis_t *r);      /* shutdown: the tick stops */
+void bp_redis_probe_destroy(bp_redis_t *r);
+/* A message on the subscribe connection: 1 when it was on the probe
+ * channel (consumed here, never delivered), else 0. */
+int bp_redis_probe_message(bp_redis_t *r, const char *channel, size_t channel_len,
+                           const char *payload, size_t len);
 
 #endif

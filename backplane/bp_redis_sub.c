@@ -25,6 +25,10 @@
  * to: hiredis closes the context with the error text as errstr, which
  * arrives here as a NULL reply or a disconnect, and the backplane goes
  * BP_DOWN with that text and retries.
+ *
+ * The probe channel (bp_redis_probe.c) rides along with the set: restored
+ * first after every reconnect, never unsubscribed, and its messages are
+ * taken before bp_deliver, so they never reach on_message.
  */
 #include "bp_redis_int.h"
 
@@ -151,6 +155,7 @@ void bp_redis_sub_ready(bp_redis_t *r)
 {
     bp_t *bp = &r->base;
     r->restored = 0;
+    if (r->probe_chan.name) queue_change(r, &r->probe_chan);   /* not counted: not the user's */
     for (size_t i = 0; i < bp->chans.cap; i++) {
         bp_chan_t *ch = bp->chans.slots[i].key ? bp->chans.slots[i].value : NULL;
         if (ch && ch->refs) {
@@ -180,6 +185,7 @@ void bp_redis_sub_lost(bp_redis_t *r)
         bp_chan_release(bp, ch);
     }
     /* The server forgot every subscription of the connection. */
+    r->probe_chan.held &= ~BP_CHAN_REMOTE;
     for (size_t i = 0; i < bp->chans.cap; i++) {
         bp_chan_t *ch = bp->chans.slots[i].key ? bp->chans.slots[i].value : NULL;
         if (!ch) continue;
@@ -227,7 +233,8 @@ static void sub_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
         const char *kind = rp->element[0]->str;
         const redisReply *ch = rp->element[1], *msg = rp->element[2];
         if (strcasecmp(kind, "message") == 0) {
-            if (ch->type == REDIS_REPLY_STRING && msg->type == REDIS_REPLY_STRING)
+            if (ch->type == REDIS_REPLY_STRING && msg->type == REDIS_REPLY_STRING &&
+                !bp_redis_probe_message(r, ch->str, ch->len, msg->str, msg->len))
                 bp_deliver(bp, ch->str, ch->len, (const uint8_t *)msg->str, msg->len);
         } else if (strcasecmp(kind, "subscribe") == 0 || strcasecmp(kind, "unsubscribe") == 0) {
             if (r->sub_inflight && --r->sub_inflight == 0) batch_done(r);

@@ -9,6 +9,9 @@
  *                   by the node that holds the connection
  *   P:events        client events for backends (published, not subscribed)
  *   P:lifecycle     connect / disconnect (published, not subscribed)
+ *   P:probe:<node>  this node's stale-connection probe (redis_probe_interval):
+ *                   published and subscribed by the backplane itself, never
+ *                   seen here (bp_redis_probe.c)
  *
  * A node delivers its own clients' messages locally at once and publishes
  * them with "node":<its id>; it ignores that id when Redis echoes them
@@ -520,6 +523,17 @@ static void on_state(void *ud, bp_state_t state, const char *why)
      * (a wrong password, a refused connection): each is worth a line. */
     if (state == BP_UP && s->bp_state != BP_UP) s->bp_up_since_ms = wsgw_now_ms(s);
     s->bp_state = state;
+    /* The probe found the connections stale (they are being reconnected):
+     * /healthz says so until the backplane is up again. */
+    bp_stats_t st;
+    bp_get_stats(s->bp, &st);
+    if (st.stale != s->bp_stale_seen) {
+        s->bp_stale_seen = st.stale;
+        s->bp_stale = 1;
+        wsgw_log(WSGW_LOG_WARN, "backplane_stale", "stale_total=%" PRIu64 " reason=\"%s\"",
+                 st.stale, why ? why : "");
+    }
+    if (state == BP_UP) s->bp_stale = 0;
     wsgw_log(state == BP_UP ? WSGW_LOG_INFO : WSGW_LOG_WARN, "backplane", "state=%s reason=\"%s\"",
              bp_state_name(state), why ? why : "");
 }
@@ -544,11 +558,14 @@ int cluster_init(wsgw_server_t *s, char *err, size_t errlen)
         snprintf(err, errlen, "redis_url: %s", why ? why : "invalid");
         return -1;
     }
+    char probe_ch[CHANNEL_MAX];
+    channel(s, probe_ch, "probe", s->node_id, s->node_id_len);
     bp_redis_config_t rc = {
         .host = addr.is_unix ? NULL : addr.host, .port = addr.port,
         .unix_path = addr.is_unix ? addr.path : NULL,
         .user = addr.user[0] ? addr.user : NULL, .password = addr.pass[0] ? addr.pass : NULL,
         .db = addr.db, .max_pending_bytes = cfg->redis_max_pending,
+        .probe_channel = probe_ch, .probe_interval_ms = cfg->redis_probe_interval_ms,
         .attach = loop_attach_redis,
     };
     s->bp = bp_redis_new(&rc, &cb, &loop, err, errlen);
@@ -577,5 +594,6 @@ void cluster_free(wsgw_server_t *s)
 
 const char *cluster_health(const wsgw_server_t *s)
 {
-    return s->bp_remote ? bp_state_name(s->bp_state) : "embedded";
+    if (!s->bp_remote) return "embedded";
+    return s->bp_stale && s->bp_state != BP_UP ? "stale" : bp_state_name(s->bp_state);
 }

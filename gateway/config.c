@@ -110,11 +110,15 @@ const wsgw_key_t wsgw_keys[] = {
     KINT(max_connections, "10000", 1, 10000000, 0, "open connections per worker"),
     KINT(max_pending_handshakes, "1024", 1, 1000000, 0,
          "handshakes under way (requests not yet read); plain HTTP responses being written are apart"),
-    /* A file or script response is held in memory whole until written
-     * (files up to 8 MiB): this bounds that memory, and a slow reader of
-     * a large file can hold a slot only for http_write_timeout. */
-    KINT(max_http_responses, "64", 1, 1000000, 0,
-         "file and script responses being written at once; past it 503 (/healthz, /metrics, errors always answered)"),
+    /* A static file is streamed from its open file, never held whole: a
+     * response holds an fd and, with TLS, one 64 KiB chunk (about 93 KiB
+     * of RSS with OpenSSL's buffer; 0.3 KiB in cleartext, where sendfile
+     * copies in the kernel).  This bounds those fds and chunks (256: 23 MiB
+     * at most with TLS), and a slow reader holds a slot only for
+     * http_write_timeout. */
+    KINT(max_http_responses, "256", 1, 1000000, 0,
+         "file and script responses being written at once (each holds an fd and at most one 64 KiB chunk); "
+         "past it 503 (/healthz, /metrics, errors always answered)"),
     KDUR(http_write_timeout, "30s", 100, 1 * HOUR, 0,
          "a plain HTTP response not fully written by then is cut (never off: slow readers)"),
     KDUR(drain_spread, "0", 100, 10 * MIN, WSGW_KF_ZERO_OFF,
@@ -170,6 +174,9 @@ const wsgw_key_t wsgw_keys[] = {
          "file served at /iris-ws.js (Iris' own client, supplied by the operator); empty = not served"),
     KSIZE(redis_max_pending, "8MiB", 64 * KiB, 1 * GiB,
           "publishes held while Redis is slow or away; past it they are dropped and counted"),
+    KDUR(redis_probe_interval, "500ms", 100, 1 * MIN, WSGW_KF_ZERO_OFF,
+         "stale-connection probe to PREFIX:probe:<node> this often; not back within 3 intervals: "
+         "stale, reconnect"),
     KENUM(backend_events, "untargeted", backend_event_modes,
           "client events published to PREFIX:events: none, untargeted (no \"to\") or all"),
     KBOOL(lifecycle_events, "true", "publish connect/disconnect to PREFIX:lifecycle"),

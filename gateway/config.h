@@ -174,6 +174,7 @@ typedef struct wsgw_config {
     char          *iris_emit_to;                /* broadcast|all|room:<name>|backend */
     char          *iris_client_js;              /* "" = /iris-ws.js not served */
     uint64_t       redis_max_pending;           /* publish buffer bound, bytes */
+    uint64_t       redis_probe_interval_ms;     /* stale-connection probe; 0 = off */
     int            backend_events;              /* WSGW_BACKEND_EVENTS_* */
     bool           lifecycle_events;
     wsgw_strlist_t lifecycle_headers;

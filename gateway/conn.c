@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -411,16 +412,54 @@ static int iov_clip(struct iovec *iov, int cnt, size_t max)
     return cnt;
 }
 
-/* Writes as much of the queue as the socket takes. */
+/* Cleartext file responses: the kernel copies the file to the socket, so
+ * the response holds no user memory at all.  Up to max bytes: bytes sent,
+ * IO_AGAIN or IO_ERROR (a file that shrank since its size was sent too). */
+static ssize_t conn_sendfile(wsgw_conn_t *c, size_t max)
+{
+    conn_file_t *f = &c->file;
+    size_t want = f->end - f->off < (off_t)max ? (size_t)(f->end - f->off) : max;
+    for (;;) {
+        ssize_t n = sendfile(c->fd, f->fd, &f->off, want);
+        if (n > 0) return n;
+        if (n == 0) {
+            errno = EIO;
+            wsgw_log(WSGW_LOG_WARN, "http_file_error", "remote=%s offset=%lld size=%lld err=\"%s\"",
+                     conn_peer(c), (long long)f->off, (long long)f->end, "file shrank while served");
+            return IO_ERROR;
+        }
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? IO_AGAIN : IO_ERROR;
+    }
+}
+
+/* Writes as much of the queue as the socket takes, then as much of a file
+ * response (c->file) as it takes: the file's next chunk is read only once
+ * the queue is empty, so a response never holds more than one. */
 void conn_flush(wsgw_conn_t *c)
 {
     wsgw_server_t *s = c->srv;
     size_t pass = 0;
-    while (conn_out_ready(c) && c->state != CONN_DEAD) {
-        struct iovec iov[CONN_WRITE_IOV];
-        int cnt = outq_iov(&c->outq, iov, CONN_WRITE_IOV);
-        if (c->held) cnt = iov_clip(iov, cnt, c->hs->out_allowed);
-        ssize_t n = conn_send(c, iov, cnt);
+    while (c->state != CONN_DEAD) {
+        ssize_t n;
+        if (conn_out_ready(c)) {
+            struct iovec iov[CONN_WRITE_IOV];
+            int cnt = outq_iov(&c->outq, iov, CONN_WRITE_IOV);
+            if (c->held) cnt = iov_clip(iov, cnt, c->hs->out_allowed);
+            n = conn_send(c, iov, cnt);
+            if (n >= 0) {
+                outq_consume(&c->outq, (size_t)n);
+                if (c->held) c->hs->out_allowed -= (size_t)n;
+            }
+        } else if (c->has_file && c->ssl) {
+            if (http_file_fill(c) < 0) return;     /* closed */
+            continue;
+        } else if (c->has_file) {
+            n = conn_sendfile(c, CONN_WRITE_PASS - pass);
+            if (n >= 0 && c->file.off == c->file.end) http_file_close(c);
+        } else {
+            break;
+        }
         if (n == IO_AGAIN) break;
         if (n < 0) {
             wsgw_log(WSGW_LOG_DEBUG, "write_error", "id=%s remote=%s err=\"%s\"",
@@ -429,15 +468,13 @@ void conn_flush(wsgw_conn_t *c)
             conn_close_now(c, WS_CLOSE_ABNORMAL);
             return;
         }
-        outq_consume(&c->outq, (size_t)n);
-        if (c->held) c->hs->out_allowed -= (size_t)n;
         s->metrics.bytes_out += (uint64_t)n;
         pass += (size_t)n;
         if (pass >= CONN_WRITE_PASS) { conn_mark_pending(c); return; }  /* fairness */
     }
     if (c->state == CONN_DEAD) return;
     int want_read = c->state != CONN_HTTP && !c->held;
-    if (conn_out_ready(c) || c->tls_read_wants_write) {
+    if (conn_out_ready(c) || c->has_file || c->tls_read_wants_write) {
         if (!c->stalled) {
             c->stalled = 1;
             c->stalled_since_ms = conn_ms(wsgw_now_ms(s));
@@ -542,7 +579,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
         SSL_free(c->ssl);
         c->ssl = NULL;
     }
-    if (c->outq.bytes) {
+    if (c->outq.bytes || c->has_file) {
         /* Bytes we could not deliver (a peer that stopped reading until the
          * write or close deadline): end with a reset, not a FIN in the middle
          * of a frame that would look like an orderly close, and free the
@@ -553,6 +590,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
     }
     close(c->fd);
     c->fd = -1;
+    http_file_close(c);                     /* a file response cut short */
     if (was_open) {
         c->opened = 0;
         if (c->app && c->app->on_disconnect)
@@ -882,10 +920,12 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
     case CONN_HTTP:
         if (c->has_deadline && conn_ms_reached(now, c->deadline_ms)) {
             /* A reader too slow for the whole response (or one that stopped
-             * reading): cut, so it holds neither the response's memory nor
-             * a max_http_responses slot past http_write_timeout. */
+             * reading): cut, so it holds neither the response's chunk and
+             * file nor a max_http_responses slot past http_write_timeout. */
             s->metrics.http_write_timeouts++;
-            wsgw_log(WSGW_LOG_INFO, "http_write_timeout", "remote=%s unsent=%zu", conn_peer(c), c->outq.bytes);
+            wsgw_log(WSGW_LOG_INFO, "http_write_timeout", "remote=%s unsent=%llu", conn_peer(c),
+                     (unsigned long long)c->outq.bytes +
+                         (c->has_file ? (unsigned long long)(c->file.end - c->file.off) : 0));
             conn_close_now(c, 0);
         }
         return;

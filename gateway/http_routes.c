@@ -8,7 +8,11 @@
  * server, and this keeps a slow HTTP client from holding buffers.  A
  * response is counted apart from the handshakes (conn_start_http), must be
  * written within http_write_timeout, and at most max_http_responses files
- * and scripts (held whole in memory until written) go out at once. */
+ * and scripts go out at once.  A static file is never held whole: it is
+ * streamed from the file opened for the request as the socket drains (see
+ * http_file_fill), so a response holds an fd and at most one chunk
+ * (HTTP_FILE_CHUNK, with TLS; none in cleartext) whatever the file's size.
+ * The scripts are small and copied whole. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,8 +24,6 @@
 
 #include "log.h"
 #include "server_int.h"
-
-#define STATIC_MAX_FILE (8u << 20)
 
 extern const unsigned char wsgw_client_js[];
 extern const size_t wsgw_client_js_len;
@@ -64,10 +66,11 @@ static void http_text(wsgw_conn_t *c, int status, const char *text, int head_onl
     http_send(c, status, "text/plain; charset=utf-8", text, strlen(text), head_only, NULL);
 }
 
-/* A file or script body is a copy held until it is written: at most
- * max_http_responses of them at once, so slow readers of a large file
- * cannot take memory without bound.  Returns 1 when this response may go
- * (it is counted until written), or answers 503 and returns 0.  A HEAD
+/* A file or script response holds an fd (and a chunk) or a copy of the
+ * script until it is written: at most max_http_responses of them at once,
+ * so slow readers cannot take fds or memory without bound.  Returns 1 when
+ * this response may go (it is counted until written), or answers 503 and
+ * returns 0.  A HEAD
  * sends no body and is not counted; /healthz, /metrics and errors are small
  * and always answered (a balancer's health check must never see 503 here). */
 static int http_file_slot(wsgw_conn_t *c, int head_only)
@@ -151,24 +154,59 @@ static int route_static(wsgw_conn_t *c, const ws_http_request_t *req, int head_o
     if (strncmp(real, real_root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0')) return 0;
     int fd = open(real, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > STATIC_MAX_FILE) { close(fd); return 0; }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return 0; }
     if (!http_file_slot(c, head_only)) { close(fd); return 1; }
-    /* Read straight into the response block: one copy of the file per
-     * response, not two. */
+    /* The head now; the body from the open file as the socket drains
+     * (conn_flush), so a response holds at most one chunk of it. */
     uint8_t *body;
-    wsgw_block_t *b = http_block(c, 200, content_type(real), (size_t)st.st_size, head_only,
+    wsgw_block_t *b = http_block(c, 200, content_type(real), (size_t)st.st_size, 1,
                                  "Cache-Control: no-cache\r\n", &body);
     if (!b) { close(fd); return 1; }
-    off_t want = head_only ? 0 : st.st_size, got = 0;
-    while (got < want) {
-        ssize_t n = read(fd, body + got, (size_t)(want - got));
-        if (n <= 0) { if (n < 0 && errno == EINTR) continue; break; }
-        got += n;
-    }
-    close(fd);
-    if (got != want) { wsgw_block_unref(b); return 0; }
     http_push(c, b);
+    if (head_only || st.st_size == 0) { close(fd); return 1; }
+    c->has_file = 1;
+    c->file.fd = fd;
+    c->file.off = 0;
+    c->file.end = st.st_size;
     return 1;
+}
+
+void http_file_close(wsgw_conn_t *c)
+{
+    if (!c->has_file) return;
+    close(c->file.fd);
+    memset(&c->file, 0, sizeof c->file);
+    c->has_file = 0;
+}
+
+/* Reads the next chunk with pread (the offset is ours: nothing else moves
+ * it).  A file that shrank since its size was sent, or a read error, ends
+ * the connection: the client sees fewer bytes than Content-Length said,
+ * never bytes of another length.  The read blocks the loop for as long as
+ * the disk takes (a page-cache hit is a memcpy): static_dir is for a demo
+ * page and its assets, a CDN or web server for large downloads. */
+int http_file_fill(wsgw_conn_t *c)
+{
+    conn_file_t *f = &c->file;
+    size_t want = f->end - f->off < (off_t)HTTP_FILE_CHUNK ? (size_t)(f->end - f->off) : HTTP_FILE_CHUNK;
+    wsgw_block_t *b = wsgw_block_new(want);
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(f->fd, b->data + got, want - got, f->off + (off_t)got);
+        if (n > 0) { got += (size_t)n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        wsgw_log(WSGW_LOG_WARN, "http_file_error", "remote=%s offset=%lld size=%lld err=\"%s\"",
+                 conn_peer(c), (long long)(f->off + (off_t)got), (long long)f->end,
+                 n < 0 ? strerror(errno) : "file shrank while served");
+        wsgw_block_unref(b);
+        conn_close_now(c, 0);
+        return -1;
+    }
+    f->off += (off_t)want;
+    outq_push(&c->outq, b);
+    wsgw_block_unref(b);
+    if (f->off == f->end) http_file_close(c);
+    return 0;
 }
 
 static int path_is(const ws_http_request_t *req, const char *p)

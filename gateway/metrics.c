@@ -88,6 +88,7 @@ void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf
     metric(out, "wsgw_backplane_pending_bytes", "gauge", "Publish bytes waiting for the backplane.", g->backplane_pending_bytes);
     metric(out, "wsgw_backplane_received_total", "counter", "Messages received from the backplane.", g->backplane_received);
     metric(out, "wsgw_backplane_reconnects_total", "counter", "Reconnections to the backplane after a loss.", g->backplane_reconnects);
+    metric(out, "wsgw_backplane_stale_total", "counter", "Times the Redis connections were found stale (a probe published to this node did not come back within 3 x redis_probe_interval) and were reconnected (logged).", g->backplane_stale);
     metric(out, "wsgw_backplane_subscriptions", "gauge", "Channels subscribed on the backplane.", g->backplane_subscriptions);
     metric(out, "wsgw_backplane_bad_messages_total", "counter", "Backplane payloads that could not be used (logged).", g->backplane_bad_messages);
     metric(out, "wsgw_backplane_lost_total", "counter", "Messages other nodes published on a channel this node subscribes to that never arrived: gaps in their sequence numbers (logged).", g->backplane_lost);

@@ -81,6 +81,7 @@ typedef struct wsgw_gauges {
     uint64_t backplane_pending_bytes;
     uint64_t backplane_received;
     uint64_t backplane_reconnects;
+    uint64_t backplane_stale;       /* connections found stale by the probe (then reconnected) */
     uint64_t backplane_subscriptions;
     uint64_t backplane_bad_messages;
     uint64_t backplane_lost;        /* seq gaps: other nodes' messages that never arrived */

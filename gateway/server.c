@@ -532,6 +532,7 @@ void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g)
         g->backplane_pending_bytes = st.pending_bytes;
         g->backplane_received = st.received;
         g->backplane_reconnects = st.reconnects;
+        g->backplane_stale = st.stale;
         g->backplane_subscriptions = st.subscriptions;
     }
     g->backplane_bad_messages = s->bp_bad_messages;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "backplane.h"
 #include "cluster_seq.h"
@@ -92,6 +93,17 @@ typedef struct conn_auth {
     size_t         claim_rooms_len;
 } conn_auth_t;
 
+/* A static file being sent (http_routes.c): set when the response starts,
+ * its fd closed once the last byte is read or sent, or when the connection
+ * closes (conn_close_now).  Nothing of the file is held here: it is read
+ * from the open file as the socket drains (conn_flush).  It lives in the
+ * space of the WebSocket reader (wsgw_conn.file). */
+typedef struct conn_file {
+    int            fd;
+    off_t          off;            /* next byte to read or send */
+    off_t          end;            /* the size when the response started (its Content-Length) */
+} conn_file_t;
+
 typedef struct conn_handler {
     char          *event;
     wsgw_event_cb  cb;
@@ -142,6 +154,7 @@ struct wsgw_conn {
     unsigned       has_deadline:1; /* deadline_ms is set */
     unsigned       stalled:1;      /* output is waiting: stalled_since_ms is set */
     unsigned       held:1;         /* open, the welcome queued but held: no input read or handled (conn_hold) */
+    unsigned       has_file:1;     /* `file` below holds a static file response being sent */
     uint8_t        id_len;
     uint8_t        claim_emit;     /* WSGW_EMIT_* the token allows (all without a claim) */
     uint16_t       close_code;     /* code reported to on_disconnect */
@@ -153,7 +166,13 @@ struct wsgw_conn {
     uint32_t       tls_retry_len;  /* bytes of a SSL_write to repeat after WANT_* */
     SSL           *ssl;            /* NULL for cleartext connections */
 
-    ws_reader_t    reader;
+    /* A plain HTTP response never reads frames, and a WebSocket never sends
+     * a file: the reader's space holds the file (has_file says which), so
+     * an idle WebSocket pays nothing for file responses. */
+    union {
+        ws_reader_t reader;        /* zero unless the connection was upgraded */
+        conn_file_t file;          /* only while has_file; zeroed after */
+    };
     wsgw_outq_t    outq;
     wsgw_member_t  member;
     conn_hs_t     *hs;             /* request bytes and parser: only until the handshake is done */
@@ -242,8 +261,10 @@ struct wsgw_server {
     uint64_t             bp_bad_messages;  /* unparseable payloads from the backplane */
     uint64_t             bp_lost;    /* other nodes' messages that never arrived (seq gaps) */
     uint64_t             bp_up_since_ms;   /* when bp_state last became BP_UP */
-    cluster_seq_out_t         seq_out;    /* our sequence numbers, per channel published on */
-    cluster_seq_in_t          seq_in;     /* other nodes' numbers, per channel received on */
+    uint64_t             bp_stale_seen;    /* bp stats.stale already logged */
+    int                  bp_stale;   /* found stale, not BP_UP again yet: /healthz says "stale" */
+    cluster_seq_out_t    seq_out;    /* our sequence numbers, per channel published on */
+    cluster_seq_in_t     seq_in;     /* other nodes' numbers, per channel received on */
     uint64_t             seq_unsequenced_logged;
     uint64_t             heartbeat_last_ms;  /* last {"op":"node"} on P:lifecycle */
     ws_buf_t             bp_out;     /* one per loop: the payload being published (nodemsg.h) */
@@ -344,7 +365,7 @@ int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target
  * answers now: when published, only `handled` (an on(event) handler took
  * it) leaves it at 0, so that answer is an ack. */
 int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled, int *answer_later);
-const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down" */
+const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down", "stale" */
 /* From the periodic sweep: trailers and the ageing of sequence numbers. */
 void cluster_sweep(wsgw_server_t *s, uint64_t now_ms);
 /* With Redis: releases the connection's held welcome (welcome = 1,
@@ -364,6 +385,18 @@ void auth_conn_free(wsgw_conn_t *c);
 
 /* http_routes.c: answers a plain GET (not an upgrade). */
 void http_route(wsgw_conn_t *c, const ws_http_request_t *req);
+/* A static file response streams from its open file: conn_flush calls
+ * http_file_fill when the queue is empty and c->has_file is set.  With TLS it
+ * reads the next chunk (at most HTTP_FILE_CHUNK) into a block on the
+ * queue; in cleartext conn_flush sends from the file itself (sendfile) and
+ * http_file_fill is not called.  Returns 0, or -1 when the file could not
+ * be read to its promised length (the connection is closed).  When the
+ * last byte is read the file is closed (http_file_close). */
+#define HTTP_FILE_CHUNK (64u << 10)
+int  http_file_fill(wsgw_conn_t *c);
+/* Closes c->file, if has_file, and zeroes its space (the
+ * reader's, which conn_close_now frees as a reader): idempotent. */
+void http_file_close(wsgw_conn_t *c);
 
 /* protocol.c: the envelope protocol over text frames. */
 void protocol_welcome(wsgw_conn_t *c);

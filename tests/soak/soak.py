@@ -23,9 +23,13 @@ the same port, a worker killed with SIGKILL (the master restarts it; its
 clients reconnect), and one worker cut off from Redis by iptables rules on
 loopback matching its two Redis connections: 100 % of packets dropped for
 5 s, then 5 % loss for 8 % of the run (issue 12; skipped, and the report
-says so, without root or iptables); and, earlier, its Redis traffic delayed
-150-250 ms each way for 6 % of the run by tests/soak/relay.py, through which
-the workers reach Redis.  Every SOAK_SAMPLE seconds a line with each gateway
+says so, without root or iptables).  The workers reach Redis through
+tests/soak/relay.py (its own process), which also delays one worker's Redis
+traffic 150-250 ms each way for 6 % of the run, and freezes one worker's
+subscribe connection for STALE_FREEZE seconds, both sockets left open
+(fault_stale): the worker's probe must find it within 5 s and reconnect,
+and what it missed meanwhile is accounted like any other backplane loss
+(SOAK_STALE=0: no such fault).  Every SOAK_SAMPLE seconds a line with each gateway
 process's VmRSS and open fds.
 
 Accounting.  An emit is *accepted* when it was acked.  Its *expected
@@ -85,12 +89,14 @@ each non-reader's wall-clock timeline to set beside the gateway's
 slow_consumer lines), SOAK_LOG_LEVEL (warn), SOAK_XFAIL (check
 names, comma-separated, reported but not counted: for a known gateway bug),
 SOAK_SELFTEST (drop and/or dup: the driver itself loses or doubles one
-delivery in 2000, to show that the checks catch it).
+delivery in 2000, to show that the checks catch it), SOAK_STALE (1: the
+stale-subscriber fault; 0: none).
 """
 import asyncio
 import atexit
 import base64
 import collections
+import datetime
 import gc
 import hashlib
 import json
@@ -149,6 +155,16 @@ if L >= 120:
 SCHEDULE += [(0.20 * L, "delay"), (0.42 * L, "partition"), (0.64 * L, "loss")]   # one worker and Redis: issue 12
 SCHEDULE.sort()
 REDIS_DOWN = min(3.0, 0.05 * L)
+STALE = env("SOAK_STALE", 1, int)
+if STALE:
+    # Not shortly before a worker kill: the victim needs a few seconds (up
+    # to the 3 s trailers) to count what it missed while frozen, and a
+    # worker killed before that leaves misses nobody could count.
+    # Nor inside another fault of issue 12 (delay 0.20, partition 0.42,
+    # loss 0.64 of the run): each fault's effect is seen alone.
+    SCHEDULE += [(0.10 * L, "stale"), (0.90 * L, "stale")] if L >= 120 else [(0.80 * L, "stale")]
+    SCHEDULE.sort()
+STALE_FREEZE = 6.0   # longer than detection (1.5-2 s with redis_probe_interval = 500ms)
 
 now = time.monotonic
 random.seed(SEED)
@@ -1369,15 +1385,25 @@ RELAY = {"proc": None, "port": None, "ctl": None}   # tests/soak/relay.py betwee
 
 def relay_start():
     """The workers reach Redis through tests/soak/relay.py (its own process),
-    which delays the victim's connections 150-250 ms during a "delay" fault."""
+    which delays the victim's connections 150-250 ms during a "delay" fault
+    and freezes a subscribe connection during a "stale" one."""
     RELAY["port"] = free_port()
     RELAY["ctl"] = os.path.join(OUT, "relay.ctl")
     open(RELAY["ctl"], "w").close()
     RELAY["proc"] = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "tests", "soak", "relay.py"), "127.0.0.1", str(RELAY["port"]),
-         "127.0.0.1", str(REDIS.port), RELAY["ctl"]], stdout=subprocess.PIPE, text=True)
+         "127.0.0.1", str(REDIS.port), RELAY["ctl"]],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     if RELAY["proc"].stdout.readline().strip() != "ready":
         raise SystemExit("soak: the Redis relay did not start")
+
+
+def relay_cmd(line):
+    """One command to the relay (subs, freeze PORT SECONDS, count), its
+    answer as words."""
+    RELAY["proc"].stdin.write(line + "\n")
+    RELAY["proc"].stdin.flush()
+    return RELAY["proc"].stdout.readline().split()
 
 
 def redis_port_seen():
@@ -1559,6 +1585,8 @@ async def scheduler():
         LOOP.call_later(8.0, FAULT.__setitem__, 0, False)
         if what in PART_KINDS:
             await partition_fault(what)
+        elif what == "stale":
+            await fault_stale()
         elif what == "redis":
             tk = now()
             REDIS.kill9()
@@ -1585,6 +1613,86 @@ async def scheduler():
             os.kill(victim, signal.SIGKILL)
             print("[%6.1fs fault  ] worker %d killed (SIGKILL) with %d normal clients"
                   % (rel(tk), victim, counts.get(victim, 0)), flush=True)
+
+
+# ---- the stale-subscriber fault ---------------------------------------------------------------
+
+STALE_FAULTS = []    # [victim pid, t_freeze, t_detected or None, t_freeze as wall-clock time]
+async def fault_stale():
+    """Freezes the subscribe connection of the busier worker for
+    STALE_FREEZE s and watches its wsgw_backplane_stale_total: the probe must
+    find it within 5 s."""
+    ports = [int(p) for p in (await LOOP.run_in_executor(None, relay_cmd, "subs"))[1:]]
+    GW.scan()
+    subs = {}
+    for p in ports:
+        pid = GW.owner.get(GW.diag.inode(p, RELAY["port"]))
+        if pid:
+            subs[pid] = p
+    counts = collections.Counter(c.pid for c in LIVE)
+    if not subs:
+        print("[%6.1fs fault  ] stale: no subscribe connection found at the relay" % rel(now()), flush=True)
+        STALE_FAULTS.append([None, now(), None, time.time()])
+        return
+    victim = max(subs, key=lambda p: counts.get(p, 0))
+    tk, tk_wall = now(), time.time()
+    await LOOP.run_in_executor(None, relay_cmd, "freeze %d %.1f" % (subs[victim], STALE_FREEZE))
+    fault = [victim, tk, None, tk_wall]
+    STALE_FAULTS.append(fault)
+    print("[%6.1fs fault  ] worker %d: subscribe connection frozen at the relay for %.0f s (%d normal clients)"
+          % (rel(tk), victim, STALE_FREEZE, counts.get(victim, 0)), flush=True)
+    await asyncio.sleep(STALE_FREEZE)
+    # When the worker found it: its backplane_stale line (the driver's own
+    # /metrics polling lags by seconds under load).
+    found = [t for t in stale_lines() if t >= tk_wall]
+    if found:
+        fault[2] = tk + found[0] - tk_wall
+        print("[%6.1fs fault  ] worker %d: stale found after %.1f s" % (rel(fault[2]), victim, fault[2] - tk), flush=True)
+    else:
+        print("[%6.1fs fault  ] worker %d: stale NOT found" % (rel(now()), victim), flush=True)
+
+
+def stale_lines():
+    """Wall-clock times of the gateway's backplane_stale log lines."""
+    out = []
+    with open(GW.log_path, errors="replace") as f:
+        for l in f:
+            if "event=backplane_stale" in l:
+                try:
+                    ts = datetime.datetime.strptime(l.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+                except ValueError:
+                    continue
+                out.append(ts.replace(tzinfo=datetime.timezone.utc).timestamp())
+    return out
+
+
+def stale_windows(pid, ups):
+    """Fault windows of the stale faults on worker pid: from the freeze to
+    the first /healthz "up" after the stale connection was replaced."""
+    out = []
+    for victim, tk, td, _ in STALE_FAULTS:
+        if victim == pid:
+            back = next((o[1] for o in ups if o[0] >= (td or tk + STALE_FREEZE)), INF)
+            out.append((tk - PRE, back + POST))
+    return out
+
+
+def check_stale(final_metrics, probe_channels, workers_now, log):
+    if not STALE:
+        return
+    want = sum(1 for _, w in SCHEDULE if w == "stale")
+    found = [f for f in STALE_FAULTS if f[2] is not None and f[2] - f[1] <= 5.0]
+    lines = [l for l in log.splitlines() if "event=backplane_stale" in l]
+    victims = {f[0] for f in STALE_FAULTS}
+    others = {p: m.get("wsgw_backplane_stale_total", 0) for p, m in METRICS.items()
+              if p not in victims and m.get("wsgw_backplane_stale_total", 0)}
+    check("faults: stale subscriber found within 5 s, reconnected",
+          len(STALE_FAULTS) == want and len(found) == want and len(lines) == want and not others,
+          "%d frozen, found after %s s, %d backplane_stale lines%s"
+          % (len(STALE_FAULTS), ", ".join("%.1f" % (f[2] - f[1]) if f[2] else "never" for f in STALE_FAULTS),
+             len(lines), "; stale counted by workers never frozen: %r" % others if others else ""))
+    check("leaks: one probe channel per worker", len(probe_channels) == len(workers_now),
+          "%d wsgw:probe:* channels for %d workers" % (len(probe_channels), len(workers_now)))
 
 
 # ---- judging emits ------------------------------------------------------------------------
@@ -1715,6 +1823,7 @@ def windows():
                 continue
             back = next((o[1] for o in ups if o[0] >= tb), INF)
             sched.append((tk - PRE, back + POST))
+        sched += stale_windows(pid, ups)
         seen = []
         prev_up, run_start = None, None
         for t_req, t_resp, bp in obs:
@@ -1907,6 +2016,9 @@ async def run_all():
     final_procs = SAMPLES[-1][2]
     final_metrics = {pid: METRICS.get(pid, {}) for pid in GW.workers()}
     channels = sorted(REDIS.cli("PUBSUB", "CHANNELS", "*").split())
+    # Each worker's own stale-connection probe channel (redis_probe_interval).
+    probe_channels = [c for c in channels if c.startswith("wsgw:probe:")]
+    channels = [c for c in channels if c not in probe_channels]
     numsub = REDIS.cli("PUBSUB", "NUMSUB", "wsgw:all").split()
     wins, unscheduled = windows()
     cats, examples = classify(wins)
@@ -1929,6 +2041,7 @@ async def run_all():
     GW.log.close()
     log = open(GW.log_path, errors="replace").read()
 
+    check_stale(final_metrics, probe_channels, workers_now, log)
     report(initial, final_procs, final_metrics, channels, numsub, wins, unscheduled, cats, examples,
            workers_now, died, code, stop_s, log)
 

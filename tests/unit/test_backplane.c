@@ -1317,6 +1317,71 @@ static void test_sync_barrier(void)
     CHECK_INT(r5.confirmed, 0);
 }
 
+/* The stale-connection probe: probes go round without reaching on_message
+ * or any counter of the user's; a server that stops answering (SIGSTOP:
+ * both connections open, nothing moves, as with a half-open TCP connection)
+ * is declared stale within BP_PROBE_MISSES + 1 intervals, counted once, and
+ * the usual reconnect brings the subscription set back. */
+static void test_redis_probe_stale(void)
+{
+    srv_t *s = srv_up();
+    CHECK(s);
+    bp_redis_config_t cfg = cfg_for(s);
+    cfg.probe_channel = "t:probe:a";
+    cfg.probe_interval_ms = 50;
+    peer_t *a = peer_redis(&cfg);
+    sub(a, "k");
+    WAIT_FOR(a->state == BP_UP, 3000);
+    CHECK_INT(a->state, BP_UP);
+    CHECK_STR(a->why, "all 1 subscriptions restored");   /* the probe channel is not the user's */
+    CHECK_INT(srv_numsub(s, "t:probe:a"), 1);
+    long long pubs0 = srv_calls(s, "publish");
+    spin(500);
+    long long probes = srv_calls(s, "publish") - pubs0;
+    CHECK_MSG(probes >= 5 && probes <= 11, "%lld probes in 500 ms at one per 50 ms", probes);
+    bp_stats_t st = stats(a);
+    CHECK_INT(a->nmsg, 0);                     /* never delivered */
+    CHECK_INT(st.received, 0);
+    CHECK_INT(st.published, 0);
+    CHECK_INT(st.pending_bytes, 0);
+    CHECK_INT(st.subscriptions, 1);
+    CHECK_INT(st.stale, 0);
+    pubres_t *r0 = res_new();
+    publish(a, "k", "0", r0);
+    WAIT_FOR(a->nmsg == 1, 2000);
+    CHECK_INT(a->nmsg, 1);
+    CHECK_INT(a->seq_bad, 0);
+
+    /* Frozen: connections open, nothing answered. */
+    srv_signal(s, SIGSTOP);
+    double t0 = mono();
+    WAIT_FOR(stats(a).stale > 0, 2000);
+    double took = (mono() - t0) * 1000;
+    CHECK_INT(stats(a).stale, 1);
+    CHECK_MSG(took <= (BP_PROBE_MISSES + 1) * 50 + 100, "stale after %.0f ms", took);
+    CHECK_INT(a->state, BP_DOWN);
+    CHECK_MSG(strncmp(a->why, "subscribe connection: stale: probe ", 35) == 0, "why: %s", a->why);
+    CHECK_MSG(strstr(a->why, "publish connection is stuck") != NULL, "why: %s", a->why);
+    spin(300);                                 /* down: no probing, no second count */
+    CHECK_INT(stats(a).stale, 1);
+
+    /* Answering again: back up, the set restored, probes quiet. */
+    srv_signal(s, SIGCONT);
+    WAIT_FOR(a->state == BP_UP, 5000);
+    CHECK_INT(a->state, BP_UP);
+    CHECK_INT(srv_numsub(s, "k"), 1);
+    CHECK_INT(srv_numsub(s, "t:probe:a"), 1);
+    spin(400);
+    CHECK_INT(stats(a).stale, 1);
+    CHECK_INT(a->state, BP_UP);
+    publish(a, "k", "1", r0);
+    WAIT_FOR(a->nmsg == 2, 2000);
+    CHECK_INT(a->nmsg, 2);
+    CHECK_INT(a->seq_bad, 0);
+    CHECK_INT(stats(a).received, 2);
+    CHECK_INT(reentered, 0);
+}
+
 #define RUN_BP(fn) do { RUN(fn); cleanup(); } while (0)
 
 int main(void)
@@ -1347,6 +1412,7 @@ int main(void)
     RUN_BP(test_redis_kill_and_restart);
     RUN_BP(test_redis_restart_both_back);
     RUN_BP(test_redis_free_in_callbacks);
+    RUN_BP(test_redis_probe_stale);
 
     ev_timer_stop(L, &tick);
     for (int i = 0; i < 300 && bp_resolve_live() != 0; i++) usleep(10000);

@@ -792,7 +792,7 @@ static void test_help_lists_every_key(void)
         flag[j] = '\0';
         CHECK_HAS(s, flag);
     }
-    CHECK_INT(keys, 69);
+    CHECK_INT(keys, 70);
     CHECK_HAS(s, "--listen HOST:PORT\n");
     CHECK_HAS(s, "size 16..256MiB; default: 64KiB");
     CHECK_HAS(s, "duration 100ms..1h, 0 = off; default: 54s");
