@@ -10,17 +10,23 @@ CSTD     := -std=c11 -D_GNU_SOURCE
 OPT      ?= -O2 -g
 # Each folder compiles with the include paths of what it may use, so a
 # layering violation is a compile error (docs/architecture.md):
-#   lib/           nothing of ours       proto/    lib/
-#   backplane/     lib/                  gateway/wire/  lib/ proto/
-#   gateway/       lib/ proto/ backplane/ gateway/wire/
+#   lib/               nothing of ours
+#   proto/             lib/
+#   backplane/         lib/
+#   gateway/wire/      lib/ proto/                    pure codecs
+#   gateway/core/      lib/ proto/ wire/              the transport: names no feature
+#   gateway/features/  lib/ proto/ backplane/ wire/ core/
+#   gateway/           everything (the binary's main, run, master, the wiring)
 # tests/ and examples/ see everything.  tests/check_layers.py checks the
 # same rules on the #include lines (make check-layers, part of make test).
-INC_lib          := -Ilib
-INC_proto        := -Ilib -Iproto
-INC_backplane    := -Ilib -Ibackplane
-INC_gateway/wire := -Ilib -Iproto -Igateway/wire
-INC_gateway      := -Ilib -Iproto -Ibackplane -Igateway/wire -Igateway
-INC_ALL          := $(INC_gateway)
+INC_lib              := -Ilib
+INC_proto            := -Ilib -Iproto
+INC_backplane        := -Ilib -Ibackplane
+INC_gateway/wire     := -Ilib -Iproto -Igateway/wire
+INC_gateway/core     := -Ilib -Iproto -Igateway/wire -Igateway/core
+INC_gateway/features := -Ilib -Iproto -Ibackplane -Igateway/wire -Igateway/core -Igateway/features
+INC_gateway          := $(INC_gateway/features) -Igateway
+INC_ALL              := $(INC_gateway)
 # The include paths of the folder a source file sits in: the deepest of
 # gateway/<sub>/ or <top>/ that has rules (everything for files outside
 # the layers).

@@ -4,8 +4,10 @@
     lib/           may include nothing of ours
     proto/         lib/
     backplane/     lib/
-    gateway/wire/  lib/ proto/
-    gateway/       lib/ proto/ backplane/ gateway/wire/
+    gateway/wire/      lib/ proto/                      pure codecs
+    gateway/core/      lib/ proto/ gateway/wire/        the transport: no feature
+    gateway/features/  lib/ proto/ backplane/ gateway/wire/ gateway/core/
+    gateway/           all of the above (main, run, master, the wiring)
 
 A file belongs to the deepest folder of the table that holds it (a
 gateway/<sub>/ folder is a layer of its own, not part of gateway/).
@@ -32,7 +34,9 @@ ALLOWED = {
     "proto": {"lib"},
     "backplane": {"lib"},
     "gateway/wire": {"lib", "proto"},
-    "gateway": {"lib", "proto", "backplane", "gateway/wire"},
+    "gateway/core": {"lib", "proto", "gateway/wire"},
+    "gateway/features": {"lib", "proto", "backplane", "gateway/wire", "gateway/core"},
+    "gateway": {"lib", "proto", "backplane", "gateway/wire", "gateway/core", "gateway/features"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
@@ -123,8 +127,13 @@ def selftest(repo):
         with open(os.path.join(tmp, "gateway", "wire", "envelope.c"), "a") as f:
             f.write('\n#include "log.h"   /* deliberate violation */\n')
         errs = check(tmp)
-        result("wire_using_gateway_refused",
-               any("gateway/wire/envelope.c" in e and "gateway/wire/ may not use gateway/" in e for e in errs), errs)
+        result("wire_using_core_refused",
+               any("gateway/wire/envelope.c" in e and "gateway/wire/ may not use gateway/core/" in e for e in errs), errs)
+        with open(os.path.join(tmp, "gateway", "core", "conn.c"), "a") as f:
+            f.write('\n#include "cluster.h"   /* deliberate violation */\n')
+        errs = check(tmp)
+        result("core_using_features_refused",
+               any("gateway/core/conn.c" in e and "gateway/core/ may not use gateway/features/" in e for e in errs), errs)
         ALLOWED["lib"] = {"proto"}          # a rule change that makes a cycle
         with open(os.path.join(tmp, "lib", "ws_alloc.c"), "a") as f:
             f.write('\n#include "ws_frame.h"\n')

@@ -251,7 +251,7 @@ envelope_code_t envelope_decode(const uint8_t *in, size_t len,
     static const uint8_t null_lit[] = "null";
     const json_span_t none = { NULL, 0 };
     m->op = ENVELOPE_OP_NONE;
-    m->room = m->event = m->to_name = m->id = m->token = none;
+    m->room = m->event = m->to_name = m->id = m->token = m->op_name = none;
     m->to = ENVELOPE_TO_BACKEND;
     m->data.p = null_lit;
     m->data.len = 4;
@@ -329,6 +329,7 @@ envelope_code_t envelope_decode(const uint8_t *in, size_t len,
     if (!op.p) return fail(m, ENVELOPE_E_MISSING_FIELD, "op");
     if (!is_string(op)) return fail(m, ENVELOPE_E_BAD_FIELD, "op");
     op = string_content(op);
+    m->op_name = op;
     envelope_code_t c;
     if (lit_equal(op, "join") || lit_equal(op, "leave")) {
         m->op = lit_equal(op, "join") ? ENVELOPE_OP_JOIN : ENVELOPE_OP_LEAVE;

@@ -100,6 +100,9 @@ typedef struct envelope_msg {
     json_span_t       data;     /* emit: the raw value, byte-exact; "null" when absent */
     json_span_t       id;       /* raw token (quotes kept for a string); len 0 = none */
     json_span_t       token;    /* auth: the JWT, between the quotes (no escapes) */
+    json_span_t       op_name;  /* op as written (between the quotes), once it was read: with
+                                   ENVELOPE_E_UNKNOWN_OP, an op the decoder does not know, which
+                                   the caller may handle itself from the raw input */
     const char       *err_field;  /* on error: the member concerned ("op", "room", ...) or NULL */
     size_t            err_offset; /* BAD_JSON / TOO_DEEP: byte offset in the input */
     uint8_t           _event_buf[ENVELOPE_EVENT_NAME_MAX];
