@@ -42,10 +42,14 @@ static void h_closed(void *ud, wsgw_conn_t *c) { (void)ud; seen.closed++; seen.c
 static void h_free(void *ud, wsgw_conn_t *c) { (void)ud; (void)c; seen.freed++; }
 static void h_created(void *ud, wsgw_room_t *r) { (void)ud; (void)r; seen.created++; }
 static void h_emptied(void *ud, wsgw_room_t *r) { (void)ud; (void)r; seen.emptied++; }
+static core_defer_t *held;                  /* a join's answer the test feature holds */
+static int hold_joins;
+
 static void h_joined(void *ud, wsgw_conn_t *c, wsgw_room_t *r, core_answer_t *a)
 {
-    (void)ud; (void)c; (void)r; (void)a;
+    (void)ud; (void)c; (void)r;
     seen.joined++;
+    if (hold_joins && a) held = core_answer_hold(a);
 }
 static void h_left(void *ud, wsgw_conn_t *c, wsgw_room_t *r) { (void)ud; (void)c; (void)r; seen.left++; }
 static int h_conn_sweep(void *ud, wsgw_conn_t *c, uint64_t now) { (void)ud; (void)c; (void)now; seen.swept++; return 0; }
@@ -452,6 +456,95 @@ static void test_idle_timeouts(void)
     server_down();
 }
 
+/* A join's answer: at once when no feature holds it, else when the last
+ * holder releases it, with its status; a connection gone by then gets
+ * the callback with NULL. */
+static struct { int calls; wsgw_conn_t *c; int status; char arg[8]; } answered;
+
+static void answer_cb(wsgw_conn_t *c, int status, const uint8_t *arg, size_t len)
+{
+    answered.calls++;
+    answered.c = c;
+    answered.status = status;
+    memcpy(answered.arg, arg, len < sizeof answered.arg ? len : sizeof answered.arg);
+}
+
+static void test_deferred_answer(void)
+{
+    config();
+    server_up();
+    wsgw_conn_t *c;
+    int fd = upgrade(&c);
+    memset(&answered, 0, sizeof answered);
+    core_answer_t a = { .c = c, .cb = answer_cb, .arg = "id1", .len = 4 };
+    CHECK_INT(core_join(c, "r1", 2, &a), 1);
+    core_answer_finish(&a, CORE_DEFER_OK);            /* nobody held it: now */
+    CHECK_INT(answered.calls, 1);
+    CHECK(answered.c == c);
+
+    hold_joins = 1;
+    core_answer_t b = { .c = c, .cb = answer_cb, .arg = "id2", .len = 4 };
+    CHECK_INT(core_join(c, "r2", 2, &b), 1);
+    CHECK(held != NULL);
+    core_answer_finish(&b, CORE_DEFER_OK);
+    CHECK_INT(answered.calls, 1);                     /* still held */
+    core_defer_release(held, CORE_DEFER_DROPPED);
+    CHECK_INT(answered.calls, 2);
+    CHECK(answered.c == c);
+    CHECK_INT(answered.status, CORE_DEFER_DROPPED);
+    CHECK(memcmp(answered.arg, "id2", 4) == 0);       /* copied when held */
+
+    core_answer_t d = { .c = c, .cb = answer_cb, .arg = "id3", .len = 4 };
+    CHECK_INT(core_join(c, "r3", 2, &d), 1);
+    core_answer_finish(&d, CORE_DEFER_OK);
+    close(fd);
+    spin(2);                                          /* the connection is gone */
+    core_defer_release(held, CORE_DEFER_OK);
+    CHECK_INT(answered.calls, 3);
+    CHECK(answered.c == NULL);
+    hold_joins = 0;
+    held = NULL;
+    server_down();
+}
+
+/* A room's delivery filter decides, per member, what the fan-out queues. */
+static int filter_calls;
+static int skip_odd(void *ud, const wsgw_room_t *r, wsgw_conn_t *c, const envelope_delivery_t *d)
+{
+    (void)r; (void)d;
+    filter_calls++;
+    return c != ud;
+}
+
+static void test_room_filter(void)
+{
+    config();
+    server_up();
+    wsgw_conn_t *a, *b;
+    int fa = upgrade(&a), fb = upgrade(&b);
+    CHECK_INT(core_join(a, "lobby", 5, NULL), 1);
+    CHECK_INT(core_join(b, "lobby", 5, NULL), 1);
+    envelope_delivery_t d = {
+        .event = { (const uint8_t *)"chat", 4 }, .data = { (const uint8_t *)"1", 1 },
+        .to = ENVELOPE_TO_ROOM, .to_name = { (const uint8_t *)"lobby", 5 },
+    };
+    CHECK_INT(core_deliver(S, &d, WSGW_TO_ROOM, "lobby", 5, NULL, NULL), 2);
+    wsgw_room_t *r = rooms_find(&S->rooms, "lobby", 5);
+    r->filter = skip_odd;
+    r->filter_ud = b;
+    CHECK_INT(core_deliver(S, &d, WSGW_TO_ROOM, "lobby", 5, NULL, NULL), 1);
+    CHECK_INT(filter_calls, 2);
+    spin(1);
+    uint8_t buf[512];
+    int op = 0;
+    uint16_t code = 0;
+    CHECK_INT(frames(buf, drain(fa, buf, sizeof buf), &op, &code), 2);
+    CHECK_INT(frames(buf, drain(fb, buf, sizeof buf), &op, &code), 1);
+    close(fa);
+    close(fb);
+    server_down();
+}
+
 /* An upgrade to a path no codec serves is refused (404), before any hook. */
 static void test_no_codec_path(void)
 {
@@ -485,5 +578,7 @@ int main(void)
     RUN(test_handshake_timeout);
     RUN(test_idle_timeouts);
     RUN(test_no_codec_path);
+    RUN(test_deferred_answer);
+    RUN(test_room_filter);
     return test_report("core");
 }
