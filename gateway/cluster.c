@@ -501,8 +501,10 @@ static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const bp_payload_t
     else rooms_leave(&s->rooms, &c->member, (const char *)room.p, room.len);
 }
 
-/* A numbered payload from another node: count what went missing before it. */
-static void inbound_seq(wsgw_server_t *s, const char *ch, size_t chlen, json_span_t node,
+/* A numbered payload from another node: count what went missing before it.
+ * Returns 0 when the payload is to be dropped: a late arrival (bp_seq.h,
+ * BP_SEQ_IN_LATE), already counted missing. */
+static int inbound_seq(wsgw_server_t *s, const char *ch, size_t chlen, json_span_t node,
                         uint64_t seq, int trailer, int conn_channel)
 {
     /* A live connection's channel is numbered only after its id was
@@ -512,12 +514,20 @@ static void inbound_seq(wsgw_server_t *s, const char *ch, size_t chlen, json_spa
     int from_one = conn_channel && s->cfg->id_generator == WSGW_ID_RANDOM && !s->id_gen;
     uint64_t missing = bp_seq_in_check(&s->seq_in, ch, chlen, (const char *)node.p, node.len,
                                        seq, trailer, from_one, wsgw_now_ms(s));
-    if (!missing) return;
+    if (missing == BP_SEQ_IN_LATE) {
+        wsgw_log(WSGW_LOG_WARN, "backplane_late", "node=%.*s channel=%.*s seq=%" PRIu64
+                 " reason=\"arrived after a later number, or again: dropped (a gap it left was counted lost)\"",
+                 (int)(node.len > 64 ? 64 : node.len), (const char *)node.p,
+                 (int)(chlen > 200 ? 200 : chlen), ch, seq);
+        return 0;
+    }
+    if (!missing) return 1;
     s->bp_lost += missing;
     wsgw_log(WSGW_LOG_WARN, "backplane_lost", "node=%.*s channel=%.*s missing=%" PRIu64
              " reason=\"seq jumped to %" PRIu64 "%s: lost between Redis and this node\"",
              (int)(node.len > 64 ? 64 : node.len), (const char *)node.p,
              (int)(chlen > 200 ? 200 : chlen), ch, missing, seq, trailer ? " (trailer)" : "");
+    return 1;
 }
 
 static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *payload, size_t len)
@@ -551,8 +561,9 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     uint64_t seq;
     if (has_node && bp_payload_seq(in.seq, &seq)) {
         int trailer = !in.event.len && !in.op.len;
-        inbound_seq(s, ch, chlen, node, seq, trailer,
-                    target == WSGW_TO_CONN && idmap_get(&s->by_id, name, name_len) != NULL);
+        if (!inbound_seq(s, ch, chlen, node, seq, trailer,
+                         target == WSGW_TO_CONN && idmap_get(&s->by_id, name, name_len) != NULL))
+            return;                               /* late: delivering it now would reorder */
         if (trailer) return;
     }
     if (in.op.len) {

@@ -537,4 +537,5 @@ void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g)
     }
     g->backplane_bad_messages = s->bp_bad_messages;
     g->backplane_lost = s->bp_lost;
+    g->backplane_late = s->seq_in.late;
 }
