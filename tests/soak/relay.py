@@ -174,9 +174,10 @@ async def main(listen_host, listen_port, up_host, up_port, ctl=None):
     loop.add_signal_handler(signal.SIGUSR2, DELAY.__setitem__, "on", False)
     srv = await asyncio.start_server(lambda r, w: handle(r, w, up_host, int(up_port)), listen_host, int(listen_port))
     print("ready", flush=True)
-    asyncio.ensure_future(commands(loop))
+    cmds = asyncio.ensure_future(commands(loop))   # held: the loop keeps only a weak reference to a task
     async with srv:
         await srv.serve_forever()
+    cmds.cancel()
 
 
 if __name__ == "__main__":
