@@ -375,7 +375,8 @@ def welcome_first(gw, frames, expect_answers, tls_crt=None):
     """Sends the upgrade request and `frames` in one segment (one TLS record
     with tls_crt); returns the envelopes received until `expect_answers`
     acks/errors came."""
-    from test_gateway import masked_frame, read_frame, upgrade_request
+    from test_gateway import read_frame, upgrade_request
+    from wsraw import frame
     import base64
     import socket
     import ssl
@@ -386,7 +387,7 @@ def welcome_first(gw, frames, expect_answers, tls_crt=None):
     else:
         s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(upgrade_request(key=key) + b"".join(masked_frame(0x1, json.dumps(f).encode()) for f in frames))
+    s.sendall(upgrade_request(key=key) + b"".join(frame(0x1, json.dumps(f).encode()) for f in frames))
     data = b""
     while b"\r\n\r\n" not in data:
         data += s.recv(4096)
