@@ -738,9 +738,8 @@ def test_json_log_escapes_backend_disconnect_reason(gateway_factory, redis_serve
     g1, = cluster(gateway_factory, redis_server, 1, "--log-format", "json")
     r = redis_py.Redis(host="127.0.0.1", port=redis_server.port)
     reasons = ["C:\\xfiles", "ends in \\x", "tab\there \\u0041 \\z caf\u00e9"]
-    # Only parsed, not compared: a raw quote or trailing backslash in a
-    # value logged as reason=\"%s\" cannot be told from the line's own
-    # quoting until callers quote with wsgw_log_quote().
+    # A quote or a trailing backslash: close_sent quotes its reason with
+    # wsgw_log_quote(), so these come back as sent too.
     odd = ['say "hi" x=1', "ends in \\"]
     async def main():
         for reason in reasons + odd:
@@ -755,4 +754,28 @@ def test_json_log_escapes_backend_disconnect_reason(gateway_factory, redis_serve
     assert code == 0
     lines = [json.loads(l) for l in out.splitlines()]       # every line is JSON
     sent = [l["reason"] for l in lines if l.get("event") == "close_sent"]
-    assert sent[:len(reasons)] == reasons and len(sent) == len(reasons + odd), sent
+    assert sent == reasons + odd, sent
+    assert all("x" not in l for l in lines if l.get("event") == "close_sent")   # no forged field
+
+
+def test_text_log_quotes_backend_disconnect_reason(gateway_factory, redis_server):
+    """log_format = text: a backend's disconnect reason is one quoted,
+    escaped field of the close_sent line; it cannot end its field early
+    and forge another (code=, x=)."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    r = redis_py.Redis(host="127.0.0.1", port=redis_server.port)
+    reason = 'bye" code=1000 x="1'
+    async def main():
+        a = await client(g1)
+        r.publish("wsgw:conn:" + a.conn_id, json.dumps({"op": "disconnect", "code": 4000, "reason": reason}))
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(a.recv(), 5)
+        assert a.close_code == 4000 and a.close_reason == reason
+    run(main())
+    code, out = g1.stop()
+    assert code == 0
+    line = next(l for l in out.splitlines() if "event=close_sent" in l)
+    assert 'code=4000 reason="bye\\" code=1000 x=\\"1"' in line, line
+    fields = re.findall(r'(?:^| )([a-z_]+)=(?:"(?:[^"\\]|\\.)*"|\S*)', line)
+    assert fields.count("code") == 1 and "x" not in fields, (fields, line)
