@@ -730,6 +730,24 @@ def test_lifecycle_headers_join_repeated_headers(gateway_factory, redis_server):
         sub.close()
 
 
+def backend_disconnects(g1, r, reasons):
+    """For each reason: a client of g1 closed by a backend's disconnect op
+    (code 4000, that reason), which it must receive as sent; then g1 is
+    stopped (exit 0) and its log returned."""
+    async def main():
+        for reason in reasons:
+            a = await client(g1)
+            r.publish("wsgw:conn:" + a.conn_id, json.dumps({"op": "disconnect", "code": 4000, "reason": reason}))
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(a.recv(), 5)
+            assert a.close_code == 4000 and a.close_reason == reason
+    run(main())
+    code, out = g1.stop()
+    assert code == 0
+    return out
+
+
 def test_json_log_escapes_backend_disconnect_reason(gateway_factory, redis_server):
     """log_format = json: a value holding a backslash (a backend's
     disconnect reason), a quote or a control character is escaped, and a
@@ -741,17 +759,7 @@ def test_json_log_escapes_backend_disconnect_reason(gateway_factory, redis_serve
     # A quote or a trailing backslash: close_sent quotes its reason with
     # wsgw_log_quote(), so these come back as sent too.
     odd = ['say "hi" x=1', "ends in \\"]
-    async def main():
-        for reason in reasons + odd:
-            a = await client(g1)
-            r.publish("wsgw:conn:" + a.conn_id, json.dumps({"op": "disconnect", "code": 4000, "reason": reason}))
-            with pytest.raises(websockets.ConnectionClosed):
-                while True:
-                    await asyncio.wait_for(a.recv(), 5)
-            assert a.close_code == 4000 and a.close_reason == reason
-    run(main())
-    code, out = g1.stop()
-    assert code == 0
+    out = backend_disconnects(g1, r, reasons + odd)
     lines = [json.loads(l) for l in out.splitlines()]       # every line is JSON
     sent = [l["reason"] for l in lines if l.get("event") == "close_sent"]
     assert sent == reasons + odd, sent
@@ -764,17 +772,7 @@ def test_text_log_quotes_backend_disconnect_reason(gateway_factory, redis_server
     and forge another (code=, x=)."""
     g1, = cluster(gateway_factory, redis_server, 1)
     r = redis_py.Redis(host="127.0.0.1", port=redis_server.port)
-    reason = 'bye" code=1000 x="1'
-    async def main():
-        a = await client(g1)
-        r.publish("wsgw:conn:" + a.conn_id, json.dumps({"op": "disconnect", "code": 4000, "reason": reason}))
-        with pytest.raises(websockets.ConnectionClosed):
-            while True:
-                await asyncio.wait_for(a.recv(), 5)
-        assert a.close_code == 4000 and a.close_reason == reason
-    run(main())
-    code, out = g1.stop()
-    assert code == 0
+    out = backend_disconnects(g1, r, ['bye" code=1000 x="1'])
     line = next(l for l in out.splitlines() if "event=close_sent" in l)
     assert 'code=4000 reason="bye\\" code=1000 x=\\"1"' in line, line
     fields = re.findall(r'(?:^| )([a-z_]+)=(?:"(?:[^"\\]|\\.)*"|\S*)', line)
