@@ -501,6 +501,25 @@ static void inbound_control(wsgw_server_t *s, wsgw_conn_t *c, const bp_payload_t
     else rooms_leave(&s->rooms, &c->member, (const char *)room.p, room.len);
 }
 
+/* A payload's node id as one log field.  Anyone who can PUBLISH on Redis
+ * (a backend) writes it: a space or '=' in it must not end its field and
+ * forge another, so it is quoted then (wsgw_log_value).  bp_seq_in_check
+ * tracks only ids of at most BP_SEQ_NODE_MAX bytes: nothing is cut. */
+#define LOG_NODE_MAX (4 * BP_SEQ_NODE_MAX + 3)   /* every byte escaped, the quotes */
+static const char *log_node(json_span_t node, char quoted[LOG_NODE_MAX])
+{
+    char raw[BP_SEQ_NODE_MAX + 1];
+    size_t n = node.len < BP_SEQ_NODE_MAX ? node.len : BP_SEQ_NODE_MAX;
+    memcpy(raw, node.p, n);
+    raw[n] = '\0';
+    const char *v = wsgw_log_value(quoted, LOG_NODE_MAX, raw);
+    if (v == raw) {                               /* plain: outlives this call in quoted */
+        memcpy(quoted, raw, n + 1);
+        v = quoted;
+    }
+    return v;
+}
+
 /* A numbered payload from another node: count what went missing before it.
  * Returns 0 when the payload is to be dropped: a late arrival (bp_seq.h,
  * BP_SEQ_IN_LATE), already counted missing. */
@@ -514,19 +533,19 @@ static int inbound_seq(wsgw_server_t *s, const char *ch, size_t chlen, json_span
     int from_one = conn_channel && s->cfg->id_generator == WSGW_ID_RANDOM && !s->id_gen;
     uint64_t missing = bp_seq_in_check(&s->seq_in, ch, chlen, (const char *)node.p, node.len,
                                        seq, trailer, from_one, wsgw_now_ms(s));
+    char quoted[LOG_NODE_MAX];
     if (missing == BP_SEQ_IN_LATE) {
-        wsgw_log(WSGW_LOG_WARN, "backplane_late", "node=%.*s channel=%.*s seq=%" PRIu64
+        wsgw_log(WSGW_LOG_WARN, "backplane_late", "node=%s channel=%.*s seq=%" PRIu64
                  " reason=\"arrived after a later number, or again: dropped (a gap it left was counted lost)\"",
-                 (int)(node.len > 64 ? 64 : node.len), (const char *)node.p,
-                 (int)(chlen > 200 ? 200 : chlen), ch, seq);
+                 log_node(node, quoted), (int)(chlen > 200 ? 200 : chlen), ch, seq);
         return 0;
     }
     if (!missing) return 1;
     s->bp_lost += missing;
-    wsgw_log(WSGW_LOG_WARN, "backplane_lost", "node=%.*s channel=%.*s missing=%" PRIu64
+    wsgw_log(WSGW_LOG_WARN, "backplane_lost", "node=%s channel=%.*s missing=%" PRIu64
              " reason=\"seq jumped to %" PRIu64 "%s: lost between Redis and this node\"",
-             (int)(node.len > 64 ? 64 : node.len), (const char *)node.p,
-             (int)(chlen > 200 ? 200 : chlen), ch, missing, seq, trailer ? " (trailer)" : "");
+             log_node(node, quoted), (int)(chlen > 200 ? 200 : chlen), ch, missing, seq,
+             trailer ? " (trailer)" : "");
     return 1;
 }
 

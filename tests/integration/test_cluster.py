@@ -777,3 +777,22 @@ def test_text_log_quotes_backend_disconnect_reason(gateway_factory, redis_server
     assert 'code=4000 reason="bye\\" code=1000 x=\\"1"' in line, line
     fields = re.findall(r'(?:^| )([a-z_]+)=(?:"(?:[^"\\]|\\.)*"|\S*)', line)
     assert fields.count("code") == 1 and "x" not in fields, (fields, line)
+
+
+def test_text_log_quotes_a_payloads_node(gateway_factory, redis_server):
+    """The "node" of a numbered payload comes from whoever published it on
+    Redis (a backend, say): backplane_lost and backplane_late quote it, so a
+    node id with a space or '=' cannot end its field and forge another
+    (role=admin), as close_sent's reason cannot."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    node = 'x role=admin'
+    for seq in (1, 5, 2):                         # 5: lost 2..4; 2: late
+        redis_server.cli("PUBLISH", "wsgw:all", json.dumps({"event": "e", "data": 1, "node": node, "seq": seq}))
+    deadline = time.time() + 5
+    while time.time() < deadline and "event=backplane_late" not in g1.output():
+        time.sleep(0.05)
+    for event in ("backplane_lost", "backplane_late"):
+        line = next(l for l in g1.output().splitlines() if "event=" + event in l)
+        assert 'node="x role=admin"' in line, line
+        fields = re.findall(r'(?:^| )([a-z_]+)=(?:"(?:[^"\\]|\\.)*"|\S*)', line)
+        assert "role" not in fields, (fields, line)
