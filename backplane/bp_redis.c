@@ -56,6 +56,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -347,7 +348,17 @@ void bp_redis_conn_lost(bp_rconn_t *c, const char *why, int free_ac)
     c->ac = NULL;
     if (ac) {
         ac->data = NULL;
-        if (free_ac) redisAsyncFree(ac);
+        if (free_ac) {
+            /* Given up on (a timeout, a stale probe): abort, so that what the
+             * kernel still holds for Redis is discarded, not retransmitted
+             * once a partition heals — commands arriving after those of the
+             * new connection would reorder the channels they publish on. */
+            if (ac->c.fd >= 0) {
+                struct linger abort_now = { 1, 0 };
+                setsockopt(ac->c.fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+            }
+            redisAsyncFree(ac);
+        }
     }
     bp_timer_stop(bp, &c->timeout_timer);
     bp_timer_stop(bp, &c->poll_timer);   /* c->resolve stays: see conn_start */

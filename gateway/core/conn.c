@@ -555,9 +555,12 @@ void conn_fail(wsgw_conn_t *c, uint16_t code, const char *reason)
     conn_queue_close(c, code, reason);
     conn_set_deadline(c, CONN_LINGER_MS +
                          (c->srv->cfg->write_timeout_ms ? c->srv->cfg->write_timeout_ms : 5000));
+    /* The reason may come from outside (a backend's disconnect op): quoted
+     * and escaped, so it cannot end its field and forge another. */
+    char quoted[4 * (WS_CONTROL_MAX - 2) + 3];      /* every byte escaped, the quotes */
     wsgw_log(code == WS_CLOSE_NORMAL || code == WS_CLOSE_GOING_AWAY ? WSGW_LOG_DEBUG : WSGW_LOG_INFO,
-             "close_sent", "id=%s remote=%s code=%u reason=\"%s\"", c->id, conn_peer(c),
-             (unsigned)code, reason ? reason : "");
+             "close_sent", "id=%s remote=%s code=%u reason=%s", c->id, conn_peer(c), (unsigned)code,
+             wsgw_log_quote(quoted, sizeof quoted, reason ? reason : "", reason ? strlen(reason) : 0));
 }
 
 void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)

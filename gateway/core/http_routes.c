@@ -154,7 +154,10 @@ static int route_static(wsgw_conn_t *c, const ws_http_request_t *req, int head_o
     if (!realpath(full, real)) return 0;
     size_t rl = strlen(real_root);
     if (strncmp(real, real_root, rl) != 0 || (real[rl] != '/' && real[rl] != '\0')) return 0;
-    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would wait, in the event
+     * loop, for a writer (a device node could too); it is refused below as
+     * not a regular file.  A regular file's reads ignore the flag. */
+    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) return 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { close(fd); return 0; }
     if (!http_file_slot(c, head_only)) { close(fd); return 1; }

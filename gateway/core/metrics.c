@@ -92,4 +92,5 @@ void wsgw_metrics_render(const wsgw_metrics_t *m, const wsgw_gauges_t *g, ws_buf
     metric(out, "wsgw_backplane_subscriptions", "gauge", "Channels subscribed on the backplane.", g->backplane_subscriptions);
     metric(out, "wsgw_backplane_bad_messages_total", "counter", "Backplane payloads that could not be used (logged).", g->backplane_bad_messages);
     metric(out, "wsgw_backplane_lost_total", "counter", "Messages other nodes published on a channel this node subscribes to that never arrived: gaps in their sequence numbers (logged).", g->backplane_lost);
+    metric(out, "wsgw_backplane_late_total", "counter", "Messages from other nodes dropped because they arrived after a later number from the same node on the same channel (a gap already counted in wsgw_backplane_lost_total, or a repeat): delivered they would have been out of order (logged).", g->backplane_late);
 }

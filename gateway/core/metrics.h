@@ -85,6 +85,7 @@ typedef struct wsgw_gauges {
     uint64_t backplane_subscriptions;
     uint64_t backplane_bad_messages;
     uint64_t backplane_lost;        /* seq gaps: other nodes' messages that never arrived */
+    uint64_t backplane_late;        /* arrived after a later number: dropped (bp_seq.h) */
 } wsgw_gauges_t;
 
 const char *wsgw_hs_fail_name(wsgw_hs_fail_t f);

@@ -415,9 +415,30 @@ static void inbound_control(cluster_t *cl, wsgw_conn_t *c, const nodemsg_t *in,
     else core_leave(c, (const char *)room.p, room.len);
 }
 
-/* A numbered payload from another node: count what went missing before it. */
-static void inbound_seq(cluster_t *cl, const char *ch, size_t chlen, json_span_t node,
-                        uint64_t seq, int trailer, int conn_channel)
+/* A payload's node id as one log field.  Anyone who can PUBLISH on Redis
+ * (a backend) writes it: a space or '=' in it must not end its field and
+ * forge another, so it is quoted then (wsgw_log_value).  cluster_seq_in_check
+ * tracks only ids of at most CLUSTER_SEQ_NODE_MAX bytes: nothing is cut. */
+#define LOG_NODE_MAX (4 * CLUSTER_SEQ_NODE_MAX + 3)   /* every byte escaped, the quotes */
+static const char *log_node(json_span_t node, char quoted[LOG_NODE_MAX])
+{
+    char raw[CLUSTER_SEQ_NODE_MAX + 1];
+    size_t n = node.len < CLUSTER_SEQ_NODE_MAX ? node.len : CLUSTER_SEQ_NODE_MAX;
+    memcpy(raw, node.p, n);
+    raw[n] = '\0';
+    const char *v = wsgw_log_value(quoted, LOG_NODE_MAX, raw);
+    if (v == raw) {                               /* plain: outlives this call in quoted */
+        memcpy(quoted, raw, n + 1);
+        v = quoted;
+    }
+    return v;
+}
+
+/* A numbered payload from another node: count what went missing before it.
+ * Returns 0 when the payload is to be dropped: a late arrival (cluster_seq.h,
+ * CLUSTER_SEQ_IN_LATE), already counted missing. */
+static int inbound_seq(cluster_t *cl, const char *ch, size_t chlen, json_span_t node,
+                       uint64_t seq, int trailer, int conn_channel)
 {
     /* A live connection's channel is numbered only after its id was
      * announced, so after our subscription — when ids are random: a header
@@ -425,13 +446,21 @@ static void inbound_seq(cluster_t *cl, const char *ch, size_t chlen, json_span_t
      * its connection exists. */
     int from_one = conn_channel && cl->cfg->id_generator == WSGW_ID_RANDOM && !cl->s->id_gen;
     uint64_t missing = cluster_seq_in_check(&cl->seq_in, ch, chlen, (const char *)node.p, node.len,
-                                       seq, trailer, from_one, wsgw_now_ms(cl->s));
-    if (!missing) return;
+                                            seq, trailer, from_one, wsgw_now_ms(cl->s));
+    char quoted[LOG_NODE_MAX];
+    if (missing == CLUSTER_SEQ_IN_LATE) {
+        wsgw_log(WSGW_LOG_WARN, "backplane_late", "node=%s channel=%.*s seq=%" PRIu64
+                 " reason=\"arrived after a later number, or again: dropped (a gap it left was counted lost)\"",
+                 log_node(node, quoted), (int)(chlen > 200 ? 200 : chlen), ch, seq);
+        return 0;
+    }
+    if (!missing) return 1;
     cl->bp_lost += missing;
-    wsgw_log(WSGW_LOG_WARN, "backplane_lost", "node=%.*s channel=%.*s missing=%" PRIu64
+    wsgw_log(WSGW_LOG_WARN, "backplane_lost", "node=%s channel=%.*s missing=%" PRIu64
              " reason=\"seq jumped to %" PRIu64 "%s: lost between Redis and this node\"",
-             (int)(node.len > 64 ? 64 : node.len), (const char *)node.p,
-             (int)(chlen > 200 ? 200 : chlen), ch, missing, seq, trailer ? " (trailer)" : "");
+             log_node(node, quoted), (int)(chlen > 200 ? 200 : chlen), ch, missing, seq,
+             trailer ? " (trailer)" : "");
+    return 1;
 }
 
 static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *payload, size_t len)
@@ -465,8 +494,9 @@ static void on_message(void *ud, const char *ch, size_t chlen, const uint8_t *pa
     uint64_t seq;
     if (has_node && nodemsg_seq(in.seq, &seq)) {
         int trailer = !in.event.len && !in.op.len;
-        inbound_seq(cl, ch, chlen, node, seq, trailer,
-                    target == WSGW_TO_CONN && core_find(cl->s, name, name_len) != NULL);
+        if (!inbound_seq(cl, ch, chlen, node, seq, trailer,
+                         target == WSGW_TO_CONN && core_find(cl->s, name, name_len) != NULL))
+            return;                               /* late: delivering it now would reorder */
         if (trailer) return;
     }
     if (in.op.len) {
@@ -597,6 +627,7 @@ static void cluster_gauges(void *ud, wsgw_gauges_t *g)
     }
     g->backplane_bad_messages = cl->bp_bad_messages;
     g->backplane_lost = cl->bp_lost;
+    g->backplane_late = cl->seq_in.late;
 }
 
 /* Other nodes' share of a fan-out first: they start while we write ours. */

@@ -154,13 +154,22 @@ uint64_t cluster_seq_in_check(cluster_seq_in_t *in, const char *ch, size_t chlen
          * were subscribed: then those before it were lost. */
         return from_one ? (trailer ? seq : seq - 1) : 0;
     }
+    uint64_t quiet_ms = now_ms - o->seen_ms;
     o->seen_ms = now_ms;
-    uint64_t missing = 0;
+    if (trailer ? seq < o->last : seq <= o->last) {
+        if (trailer) return 0;                /* a late trailer says nothing new */
+        if (seq == 1 && quiet_ms >= CLUSTER_SEQ_OUT_IDLE_MS / 2) {
+            o->last = 1;                      /* the publisher's counter started again */
+            return 0;
+        }
+        in->late++;
+        return CLUSTER_SEQ_IN_LATE;
+    }
     /* A message numbered seq follows seq - 1; a trailer repeats the last
      * number sent, so it follows itself. */
     uint64_t expected_last = trailer ? seq : seq - 1;
-    if (seq > o->last && expected_last > o->last) missing = expected_last - o->last;
-    if (seq != o->last) o->last = seq;        /* in order, after a gap, or a restart (seq <= last) */
+    uint64_t missing = expected_last > o->last ? expected_last - o->last : 0;
+    o->last = seq;
     return missing;
 }
 

@@ -86,6 +86,7 @@ typedef struct cluster_seq_in {
     strmap_t chans;          /* channel -> cluster_seq_in_chan_t (private) */
     uint64_t untracked;      /* numbered payloads not tracked: node id too long,
                                 or CLUSTER_SEQ_ORIGINS_MAX origins on the channel */
+    uint64_t late;           /* messages dropped as late arrivals (CLUSTER_SEQ_IN_LATE) */
 } cluster_seq_in_t;
 
 /* A payload numbered seq from node arrived on ch; trailer = 1 when it was a
@@ -93,9 +94,19 @@ typedef struct cluster_seq_in {
  * from_one = 1 when node cannot have numbered anything on ch before we
  * subscribed (a connection's own channel: its random id was unknown until
  * the connection was announced, after the subscription).  Returns how many
- * messages from node on ch went missing before it: 0 in order, and for a
- * number at or below the last (the publisher's counter restarted); for the
- * first number seen from node on ch, 0, or with from_one those before it. */
+ * messages from node on ch went missing before it: 0 in order; for the
+ * first number seen from node on ch, 0, or with from_one those before it.
+ *
+ * A message numbered at or below the last one is either the publisher's
+ * counter starting again (seq 1 after the origin was quiet for at least
+ * half of CLUSTER_SEQ_OUT_IDLE_MS: it forgets a channel after that long) — 0,
+ * and counting goes on from 1 — or a late arrival: it was counted missing
+ * when a later number came first (a connection the publisher gave up on,
+ * whose bytes still reached Redis after its new connection's), or it is a
+ * repeat.  Then CLUSTER_SEQ_IN_LATE is returned, the last number is kept, `late`
+ * counts it, and the caller drops it: delivered now it would arrive out of
+ * order, after a loss already counted.  A late trailer is ignored (0). */
+#define CLUSTER_SEQ_IN_LATE UINT64_MAX
 uint64_t cluster_seq_in_check(cluster_seq_in_t *in, const char *ch, size_t chlen,
                          const char *node, size_t node_len, uint64_t seq, int trailer,
                          int from_one, uint64_t now_ms);

@@ -1,6 +1,7 @@
 """Fixtures for integration tests: start the real gateway binary on a free
-loopback port, talk to it with independent clients (Python `websockets`,
-raw sockets), stop it with SIGTERM and check it exited cleanly.
+loopback port (tests/gateway_proc.py's Gateway, shared with the soak), talk
+to it with independent clients (Python `websockets`, raw sockets:
+wsraw.py), stop it with SIGTERM and check it exited cleanly.
 
 The binary under test is $WSGW_BIN (default: build/wsgw-asan, the
 AddressSanitizer + UBSan build), so every integration test is also a memory
@@ -9,93 +10,19 @@ test: a sanitizer report in the server's stderr fails the test.
 import asyncio
 import json
 import os
-import signal
-import socket
 import subprocess
+import sys
 import time
-import urllib.request
 
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+# tests/ holds what the integration tests share with the soak: the gateway
+# launcher (gateway_proc.py) and the frame helper (wsframe.py, via wsraw.py).
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from gateway_proc import Gateway, free_port  # noqa: E402,F401  (re-exported to the tests)
+
 BIN = os.environ.get("WSGW_BIN", os.path.join(ROOT, "build", "wsgw-asan"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Gateway:
-    """One running gateway process."""
-
-    def __init__(self, binary, args, env):
-        self.port = free_port()
-        self.url = "ws://127.0.0.1:%d/ws" % self.port
-        self.http = "http://127.0.0.1:%d" % self.port
-        self.log_path = "/tmp/wsgw-test-%d.log" % self.port
-        self.log = open(self.log_path, "w+")
-        # wsgw refuses unknown WSGW_* variables (typo guard): pass none of ours.
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("WSGW_")}
-        full_env.update({"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-                         "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
-        full_env.update(env or {})
-        cmd = [binary, "--listen", "127.0.0.1:%d" % self.port, "--log-level", "debug"] + list(args)
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
-        self.wait_ready()
-
-    def wait_ready(self, timeout=10.0):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("gateway exited early:\n" + self.output())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("gateway did not listen in time:\n" + self.output())
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def get(self, path):
-        """(status, headers, body) of a plain HTTP GET."""
-        try:
-            with urllib.request.urlopen(self.http + path, timeout=5) as r:
-                return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
-
-    def metrics(self):
-        status, _, body = self.get("/metrics")
-        assert status == 200
-        out = {}
-        for line in body.decode().splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-        return out
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        # sig=None: the test already signalled the gateway and only waits for it to
-        # exit; a second SIGTERM during a drain is a forced exit (status 1).
-        if sig is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("gateway did not exit after signal:\n" + self.output())
-        out = self.output()
-        self.log.close()
-        for bad in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            assert bad not in out, "sanitizer report in gateway output:\n" + out[-6000:]
-        return self.proc.returncode, out
 
 
 @pytest.fixture

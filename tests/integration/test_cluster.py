@@ -375,7 +375,8 @@ def welcome_first(gw, frames, expect_answers, tls_crt=None):
     """Sends the upgrade request and `frames` in one segment (one TLS record
     with tls_crt); returns the envelopes received until `expect_answers`
     acks/errors came."""
-    from test_gateway import masked_frame, read_frame, upgrade_request
+    from test_gateway import read_frame, upgrade_request
+    from wsraw import frame
     import base64
     import socket
     import ssl
@@ -386,7 +387,7 @@ def welcome_first(gw, frames, expect_answers, tls_crt=None):
     else:
         s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
     key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(upgrade_request(key=key) + b"".join(masked_frame(0x1, json.dumps(f).encode()) for f in frames))
+    s.sendall(upgrade_request(key=key) + b"".join(frame(0x1, json.dumps(f).encode()) for f in frames))
     data = b""
     while b"\r\n\r\n" not in data:
         data += s.recv(4096)
@@ -729,20 +730,12 @@ def test_lifecycle_headers_join_repeated_headers(gateway_factory, redis_server):
         sub.close()
 
 
-def test_json_log_escapes_backend_disconnect_reason(gateway_factory, redis_server):
-    """log_format = json: a value holding a backslash (a backend's
-    disconnect reason), a quote or a control character is escaped, and a
-    backslash at the end of a value is not read past; every line parses
-    and the reason comes back as sent."""
-    g1, = cluster(gateway_factory, redis_server, 1, "--log-format", "json")
-    r = redis_py.Redis(host="127.0.0.1", port=redis_server.port)
-    reasons = ["C:\\xfiles", "ends in \\x", "tab\there \\u0041 \\z caf\u00e9"]
-    # Only parsed, not compared: a raw quote or trailing backslash in a
-    # value logged as reason=\"%s\" cannot be told from the line's own
-    # quoting until callers quote with wsgw_log_quote().
-    odd = ['say "hi" x=1', "ends in \\"]
+def backend_disconnects(g1, r, reasons):
+    """For each reason: a client of g1 closed by a backend's disconnect op
+    (code 4000, that reason), which it must receive as sent; then g1 is
+    stopped (exit 0) and its log returned."""
     async def main():
-        for reason in reasons + odd:
+        for reason in reasons:
             a = await client(g1)
             r.publish("wsgw:conn:" + a.conn_id, json.dumps({"op": "disconnect", "code": 4000, "reason": reason}))
             with pytest.raises(websockets.ConnectionClosed):
@@ -752,6 +745,54 @@ def test_json_log_escapes_backend_disconnect_reason(gateway_factory, redis_serve
     run(main())
     code, out = g1.stop()
     assert code == 0
+    return out
+
+
+def test_json_log_escapes_backend_disconnect_reason(gateway_factory, redis_server):
+    """log_format = json: a value holding a backslash (a backend's
+    disconnect reason), a quote or a control character is escaped, and a
+    backslash at the end of a value is not read past; every line parses
+    and the reason comes back as sent."""
+    g1, = cluster(gateway_factory, redis_server, 1, "--log-format", "json")
+    r = redis_py.Redis(host="127.0.0.1", port=redis_server.port)
+    reasons = ["C:\\xfiles", "ends in \\x", "tab\there \\u0041 \\z caf\u00e9"]
+    # A quote or a trailing backslash: close_sent quotes its reason with
+    # wsgw_log_quote(), so these come back as sent too.
+    odd = ['say "hi" x=1', "ends in \\"]
+    out = backend_disconnects(g1, r, reasons + odd)
     lines = [json.loads(l) for l in out.splitlines()]       # every line is JSON
     sent = [l["reason"] for l in lines if l.get("event") == "close_sent"]
-    assert sent[:len(reasons)] == reasons and len(sent) == len(reasons + odd), sent
+    assert sent == reasons + odd, sent
+    assert all("x" not in l for l in lines if l.get("event") == "close_sent")   # no forged field
+
+
+def test_text_log_quotes_backend_disconnect_reason(gateway_factory, redis_server):
+    """log_format = text: a backend's disconnect reason is one quoted,
+    escaped field of the close_sent line; it cannot end its field early
+    and forge another (code=, x=)."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    r = redis_py.Redis(host="127.0.0.1", port=redis_server.port)
+    out = backend_disconnects(g1, r, ['bye" code=1000 x="1'])
+    line = next(l for l in out.splitlines() if "event=close_sent" in l)
+    assert 'code=4000 reason="bye\\" code=1000 x=\\"1"' in line, line
+    fields = re.findall(r'(?:^| )([a-z_]+)=(?:"(?:[^"\\]|\\.)*"|\S*)', line)
+    assert fields.count("code") == 1 and "x" not in fields, (fields, line)
+
+
+def test_text_log_quotes_a_payloads_node(gateway_factory, redis_server):
+    """The "node" of a numbered payload comes from whoever published it on
+    Redis (a backend, say): backplane_lost and backplane_late quote it, so a
+    node id with a space or '=' cannot end its field and forge another
+    (role=admin), as close_sent's reason cannot."""
+    g1, = cluster(gateway_factory, redis_server, 1)
+    node = 'x role=admin'
+    for seq in (1, 5, 2):                         # 5: lost 2..4; 2: late
+        redis_server.cli("PUBLISH", "wsgw:all", json.dumps({"event": "e", "data": 1, "node": node, "seq": seq}))
+    deadline = time.time() + 5
+    while time.time() < deadline and "event=backplane_late" not in g1.output():
+        time.sleep(0.05)
+    for event in ("backplane_lost", "backplane_late"):
+        line = next(l for l in g1.output().splitlines() if "event=" + event in l)
+        assert 'node="x role=admin"' in line, line
+        fields = re.findall(r'(?:^| )([a-z_]+)=(?:"(?:[^"\\]|\\.)*"|\S*)', line)
+        assert "role" not in fields, (fields, line)

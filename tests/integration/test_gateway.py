@@ -7,13 +7,13 @@ import json
 import os
 import signal
 import socket
-import struct
 import time
 
 import pytest
 import websockets
 
 from conftest import BIN, ROOT, no_message, recv_json, run, track
+from wsraw import CLOSE, PING, TEXT, close_code, close_payload, frame, parse_header
 
 
 async def join_client(gw, *rooms, **kw):
@@ -223,7 +223,7 @@ def test_join_room_patterns(gateway_factory):
 def test_invalid_utf8_closes_1007(gateway):
     async def main():
         s = raw_upgrade(gateway.port)
-        s.sendall(masked_frame(0x1, b"\xff\xfe"))
+        s.sendall(frame(0x1, b"\xff\xfe"))
         code, _ = read_close(s)
         assert code == 1007
     run(main())
@@ -367,19 +367,6 @@ def test_handshake_timeout(gateway_factory):
 
 # ---- ping/pong, slow consumers, raw frames ----------------------------------------------------------
 
-def masked_frame(opcode, payload, fin=True):
-    mask = os.urandom(4)
-    head = bytes([(0x80 if fin else 0) | opcode])
-    n = len(payload)
-    if n < 126:
-        head += bytes([0x80 | n])
-    elif n < 65536:
-        head += bytes([0x80 | 126]) + struct.pack("!H", n)
-    else:
-        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 class RawWS:
     """A WebSocket client made of a bare socket, for what libraries refuse
     to send (bad frames) or do for you (answering pings)."""
@@ -412,29 +399,26 @@ def raw_upgrade(port):
 
 
 def read_frame(s):
-    def need(n):
-        while len(s.pending) < n:
-            chunk = s.recv(65536)
-            if not chunk:
-                raise EOFError
-            s.pending += chunk
-        out, s.pending = s.pending[:n], s.pending[n:]
-        return out
-    b0, b1 = need(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = struct.unpack("!H", need(2))[0]
-    elif n == 127:
-        n = struct.unpack("!Q", need(8))[0]
-    return b0 & 0x0F, need(n)
+    """(opcode, payload) of the next frame from a RawWS (header parsed by
+    wsframe.parse_header)."""
+    while True:
+        head = parse_header(s.pending)
+        if head is not None and len(s.pending) >= head[5] + head[4]:
+            break
+        chunk = s.recv(65536)
+        if not chunk:
+            raise EOFError
+        s.pending += chunk
+    _, _, op, _, n, hl = head
+    payload, s.pending = s.pending[hl:hl + n], s.pending[hl + n:]
+    return op, payload
 
 
 def read_close(s):
     while True:
         op, payload = read_frame(s)
-        if op == 0x8:
-            code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-            return code, payload[2:].decode()
+        if op == CLOSE:
+            return close_code(payload), payload[2:].decode()
 
 
 def test_ping_sent_and_unanswered_ping_closes(gateway_factory):
@@ -488,13 +472,13 @@ def test_slow_consumer_closed_others_keep_receiving(gateway_factory):
 def test_fragmented_message_with_interleaved_ping(gateway):
     s = raw_upgrade(gateway.port)
     read_frame(s)                                # welcome
-    s.sendall(masked_frame(0x1, b'{"op":"emit","event":"f",', fin=False) + masked_frame(0x9, b"hey") +
-              masked_frame(0x0, b'"to":"all","data":1}', fin=True))
+    s.sendall(frame(0x1, b'{"op":"emit","event":"f",', fin=False) + frame(0x9, b"hey") +
+              frame(0x0, b'"to":"all","data":1}', fin=True))
     op, payload = read_frame(s)
     assert op == 0xA and payload == b"hey"       # pong first, mid-message
     op, payload = read_frame(s)
     assert op == 0x1 and json.loads(payload)["event"] == "f"
-    s.sendall(masked_frame(0x8, struct.pack("!H", 1000)))
+    s.sendall(frame(CLOSE, close_payload(1000)))
     code, _ = read_close(s)
     assert code == 1000
     assert s.recv(10) == b""                     # server closes the TCP connection
@@ -502,9 +486,9 @@ def test_fragmented_message_with_interleaved_ping(gateway):
 
 
 def test_protocol_errors_close_1002(gateway):
-    for bad in (bytes([0x83, 0x80]) + b"\0\0\0\0",             # reserved opcode
-                bytes([0x81, 0x05]) + b"hello",                # unmasked client frame
-                bytes([0x89, 0xFE, 0x00, 0x7E]) + b"\0" * 130):  # control frame > 125
+    for bad in (frame(0x3, key=b"\0\0\0\0"),                    # reserved opcode
+                frame(TEXT, b"hello", mask=False),             # unmasked client frame
+                frame(PING, b"\0" * 126, key=b"\0\0\0\0")):       # control frame > 125
         s = raw_upgrade(gateway.port)
         read_frame(s)
         s.sendall(bad)

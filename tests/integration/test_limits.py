@@ -111,18 +111,9 @@ def test_pending_handshakes_slowloris(gateway_factory):
 def test_out_of_file_descriptors(tmp_path):
     def low_fd_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
-    import subprocess
-    gw = Gateway.__new__(Gateway)
-    from conftest import free_port
-    gw.port = free_port()
-    gw.url = "ws://127.0.0.1:%d/ws" % gw.port
-    gw.http = "http://127.0.0.1:%d" % gw.port
-    gw.log_path = str(tmp_path / "gw.log")
-    gw.log = open(gw.log_path, "w+")
-    gw.proc = subprocess.Popen([BIN, "--listen", "127.0.0.1:%d" % gw.port, "--log-level", "info",
-                                "--max-connections", "1000", "--max-pending-handshakes", "1000"],
-                               stdout=gw.log, stderr=subprocess.STDOUT, preexec_fn=low_fd_limit,
-                               env={"ASAN_OPTIONS": "detect_leaks=1", "PATH": "/usr/bin:/bin"})
+    gw = Gateway(BIN, ["--max-connections", "1000", "--max-pending-handshakes", "1000"],
+                 env={"ASAN_OPTIONS": "detect_leaks=1", "PATH": "/usr/bin:/bin"}, exact_env=True,
+                 log_path=str(tmp_path / "gw.log"), log_level="info", preexec_fn=low_fd_limit, wait=False)
     try:
         gw.wait_ready()
         async def main():
@@ -152,11 +143,12 @@ def test_out_of_file_descriptors(tmp_path):
 def test_ping_flood_without_reading_is_a_slow_consumer(gateway_factory):
     # Pongs are bounded by max_queued_bytes like data: a peer that sends
     # pings and never reads must not grow the server's memory.
-    from test_gateway import masked_frame, raw_upgrade
+    from test_gateway import raw_upgrade
+    from wsraw import frame
     gw = gateway_factory("--max-queued-bytes", "64KiB", "--rate-messages", "0", "--rate-bytes", "0")
     s = raw_upgrade(gw.port)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    ping = masked_frame(0x9, b"p" * 125)
+    ping = frame(0x9, b"p" * 125)
     s.sock.settimeout(5)
     try:
         for _ in range(40):                        # 40 x 1000 pings = 5.2 MB of pongs owed

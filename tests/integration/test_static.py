@@ -193,3 +193,26 @@ def test_slow_readers_hold_no_copy_of_the_file(gateway_factory, tmp_path, cert, 
     finally:
         for s in readers:
             s.close()
+
+
+def test_a_fifo_in_static_dir_does_not_block_the_gateway(gateway_factory, tmp_path):
+    """open(2) of a FIFO for reading waits for a writer: a FIFO (or a device
+    node) in static_dir must be a 404 at once, never a gateway whose event
+    loop sleeps in open() until someone writes to it."""
+    (tmp_path / "index.html").write_text("hi\n")
+    os.mkfifo(str(tmp_path / "pipe"))
+    gw = gateway_factory("--static-dir", str(tmp_path))
+    s = connect(gw)
+    s.settimeout(3)
+    s.sendall(b"GET /pipe HTTP/1.1\r\nHost: x\r\n\r\n")
+    try:
+        assert s.recv(4096).split(b"\r\n")[0] == b"HTTP/1.1 404 Not Found"
+        assert gw.get("/healthz")[0] == 200
+    finally:
+        s.close()
+        # Unblock a gateway stuck in open() so that the fixture can stop it
+        # (ENXIO: no reader, nothing to unblock).
+        try:
+            os.close(os.open(str(tmp_path / "pipe"), os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass

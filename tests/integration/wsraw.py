@@ -1,10 +1,12 @@
 """A raw RFC 6455 client for tests: a bare socket, so every byte, mask, RSV
 bit and split of the sends is exact, and every frame the server sends is
 checked (unmasked, minimal length, no reserved bits, control frames final
-and <= 125 bytes).  Shared by the conformance tests (test_conformance_*.py).
+and <= 125 bytes).  Shared by the conformance tests (test_conformance_*.py)
+and test_gateway.py.  The frames themselves (opcodes, frame(),
+close_payload(), parse_header()) come from tests/wsframe.py, which the soak
+uses too, and are re-exported here.
 """
 import base64
-import hashlib
 import os
 import random
 import socket
@@ -14,38 +16,10 @@ import zlib
 
 import pytest
 
+from wsframe import (BINARY, CLOSE, CONT, GUID, PING, PONG, RSV1, RSV2, RSV3, TAIL, TEXT,  # noqa: F401
+                     accept_key, close_code, close_payload, frame, parse_header, xor_mask)
+
 T = 5.0                      # bound on every answer the server owes us
-
-CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-RSV1, RSV2, RSV3 = 4, 2, 1   # as the 3-bit RSV field: RSV1 is the high bit
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-TAIL = b"\x00\x00\xff\xff"   # RFC 7692 §7.2.1
-
-
-def xor_mask(data, key):
-    n = len(data)
-    if n == 0:
-        return b""
-    k = (key * (n // 4 + 1))[:n]
-    return (int.from_bytes(data, "big") ^ int.from_bytes(k, "big")).to_bytes(n, "big")
-
-
-def frame(op, payload=b"", fin=True, rsv=0, length=None, key=None):
-    """One masked client frame; `length` overrides the announced length."""
-    n = len(payload) if length is None else length
-    b0 = (0x80 if fin else 0) | (rsv << 4) | op
-    if n < 126:
-        hdr = struct.pack("!BB", b0, 0x80 | n)
-    elif n < 65536:
-        hdr = struct.pack("!BBH", b0, 0x80 | 126, n)
-    else:
-        hdr = struct.pack("!BBQ", b0, 0x80 | 127, n)
-    key = os.urandom(4) if key is None else key
-    return hdr + key + xor_mask(payload, key)
-
-
-def close_payload(code, reason=b""):
-    return struct.pack("!H", code) + reason
 
 
 def deflate(data, wbits=15, strategy=zlib.Z_DEFAULT_STRATEGY):
@@ -100,7 +74,7 @@ class RawClient:
         for line in lines[1:]:
             name, _, value = line.partition(":")
             self.headers[name.strip().lower()] = value.strip()
-        want = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
+        want = accept_key(key).decode()
         assert self.headers["sec-websocket-accept"] == want
         self.extensions = self.headers.get("sec-websocket-extensions")
         self.pmd = parse_pmd_response(self.extensions) if self.extensions else None
@@ -166,16 +140,19 @@ class RawClient:
         checks a server's frames."""
         deadline = time.monotonic() + timeout
         try:
-            b0, b1 = self._need(2, deadline)
-            fin, rsv, op = b0 >> 7, (b0 >> 4) & 7, b0 & 0x0F
-            assert not b1 & 0x80, "server frame is masked"
-            n = b1 & 0x7F
-            if n == 126:
-                n = struct.unpack("!H", self._need(2, deadline))[0]
+            while len(self.buf) < 2:
+                self._fill(deadline)
+            assert not self.buf[1] & 0x80, "server frame is masked"
+            head = parse_header(self.buf)
+            while head is None:
+                self._fill(deadline)
+                head = parse_header(self.buf)
+            fin, rsv, op, _, n, hl = head
+            if hl == 4:
                 assert n >= 126, "16-bit length %d not minimal" % n
-            elif n == 127:
-                n = struct.unpack("!Q", self._need(8, deadline))[0]
+            elif hl == 10:
                 assert 65536 <= n < 1 << 63, "64-bit length %d not minimal" % n
+            del self.buf[:hl]
             payload = self._need(n, deadline)
         except TimeoutError:
             pytest.fail("no frame from the server within %.1fs" % timeout)

@@ -174,9 +174,10 @@ async def main(listen_host, listen_port, up_host, up_port, ctl=None):
     loop.add_signal_handler(signal.SIGUSR2, DELAY.__setitem__, "on", False)
     srv = await asyncio.start_server(lambda r, w: handle(r, w, up_host, int(up_port)), listen_host, int(listen_port))
     print("ready", flush=True)
-    asyncio.ensure_future(commands(loop))
+    reader_task = asyncio.ensure_future(commands(loop))   # held: the loop keeps only a weak reference
     async with srv:
         await srv.serve_forever()
+    reader_task.cancel()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 /* test_cluster_seq.c — sequence numbers on the backplane (gateway/cluster_seq.c) and
- * the payload members that carry them (gateway/nodemsg.c). */
+ * the payload members that carry them (gateway/bp_payload.c). */
 #include "test.h"
 
 #include "nodemsg.h"
@@ -110,15 +110,39 @@ static void test_in_trailers(void)
     cluster_seq_in_free(&in);
 }
 
+/* The publisher forgets a quiet channel (CLUSTER_SEQ_OUT_IDLE_MS) and numbers
+ * it from 1 again: after that much quiet, 1 is a new start. */
 static void test_in_restart_resets_without_counting(void)
 {
     cluster_seq_in_t in = {0};
+    uint64_t t = CLUSTER_SEQ_OUT_IDLE_MS;
     CHECK_INT(IN(in, "P:all", "n1", 40, 0, 0), 0);
-    CHECK_INT(IN(in, "P:all", "n1", 1, 0, 1), 0);           /* the publisher forgot the channel */
-    CHECK_INT(IN(in, "P:all", "n1", 2, 0, 2), 0);
-    CHECK_INT(IN(in, "P:all", "n1", 4, 0, 3), 1);           /* counted from the new start */
-    CHECK_INT(IN(in, "P:all", "n1", 4, 0, 4), 0);           /* at the last: no count */
-    CHECK_INT(IN(in, "P:all", "n1", 5, 0, 5), 0);
+    CHECK_INT(IN(in, "P:all", "n1", 40, 1, 3000), 0);       /* its trailer */
+    CHECK_INT(IN(in, "P:all", "n1", 1, 0, t), 0);           /* the publisher forgot the channel */
+    CHECK_INT(IN(in, "P:all", "n1", 2, 0, t + 1), 0);
+    CHECK_INT(IN(in, "P:all", "n1", 4, 0, t + 2), 1);       /* counted from the new start */
+    CHECK_INT(IN(in, "P:all", "n1", 5, 0, t + 3), 0);
+    CHECK_INT(in.late, 0);
+    cluster_seq_in_free(&in);
+}
+
+/* A number at or below the last, other than a new start, arrived late (a
+ * connection given up on whose bytes reached Redis after the new one's) or
+ * again: it is not delivered (CLUSTER_SEQ_IN_LATE), the last number stays, and
+ * the gap it left was already counted. */
+static void test_in_late_arrivals_dropped(void)
+{
+    cluster_seq_in_t in = {0};
+    CHECK_INT(IN(in, "P:room:a", "n1", 10, 0, 0), 0);
+    CHECK_INT(IN(in, "P:room:a", "n1", 14, 0, 1), 3);       /* 11, 12, 13 missing */
+    CHECK(IN(in, "P:room:a", "n1", 12, 0, 2) == CLUSTER_SEQ_IN_LATE);
+    CHECK(IN(in, "P:room:a", "n1", 14, 0, 3) == CLUSTER_SEQ_IN_LATE);   /* a repeat */
+    CHECK_INT(IN(in, "P:room:a", "n1", 13, 1, 4), 0);       /* a late trailer: ignored */
+    CHECK_INT(IN(in, "P:room:a", "n1", 15, 0, 5), 0);       /* counting goes on from 14 */
+    /* 1 is late too when the origin was not quiet long enough to restart. */
+    CHECK(IN(in, "P:room:a", "n1", 1, 0, 6) == CLUSTER_SEQ_IN_LATE);
+    CHECK_INT(IN(in, "P:room:a", "n1", 16, 0, 7), 0);
+    CHECK_INT(in.late, 3);
     cluster_seq_in_free(&in);
 }
 
@@ -274,6 +298,7 @@ int main(void)
     RUN(test_in_from_one);
     RUN(test_in_trailers);
     RUN(test_in_restart_resets_without_counting);
+    RUN(test_in_late_arrivals_dropped);
     RUN(test_in_forget_and_sweep);
     RUN(test_in_bounds);
     RUN(test_out_numbers_per_channel);
