@@ -53,7 +53,9 @@
  *     subscribed to that channel (one subscription, kept and restored like
  *     the others, not counted in stats.subscriptions).  A probe not back
  *     on the subscribe connection BP_PROBE_MISSES intervals after it was
- *     sent makes the backplane declare itself stale: stats.stale counts
+ *     sent although Redis answered its PUBLISH, or BP_PROBE_SILENT_MISSES
+ *     intervals after it when Redis answered nothing, makes the backplane
+ *     declare itself stale: stats.stale counts
  *     it, both connections are dropped and retried as for any loss (the
  *     state goes BP_DOWN with a `why` starting "stale:"), and the set is
  *     restored.  Probes are never given to on_message, nor counted in
@@ -121,8 +123,14 @@ typedef struct bp_stats {
 } bp_stats_t;
 
 /* A probe not back this many probe intervals after it was sent declares the
- * connections stale (Redis implementation, probe_interval_ms set). */
+ * connections stale (Redis implementation, probe_interval_ms set) — when
+ * Redis answered its PUBLISH: the subscribe connection no longer receives.
+ * When nothing answered either, the silence is the same as a busy Redis (a
+ * slow script, a fork on a slow disk), so the connections are given
+ * BP_PROBE_SILENT_MISSES intervals before they are taken for stale: a
+ * stall shorter than that delays messages, it does not lose them. */
 #define BP_PROBE_MISSES 3
+#define BP_PROBE_SILENT_MISSES 8
 
 /* ---- the interface ----------------------------------------------------------- */
 

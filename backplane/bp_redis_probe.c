@@ -8,12 +8,17 @@
  * connection sends PUBLISH <probe channel> <n> (n = 1, 2, ... over the bp's
  * life) and the subscribe connection, subscribed to that channel, must see
  * it come back.  The check rides the same tick: when the probe sent
- * BP_PROBE_MISSES ticks ago has not come back, the connections are stale.
+ * BP_PROBE_MISSES ticks ago has not come back although Redis answered its
+ * PUBLISH, the subscribe connection is stale; when Redis answered nothing
+ * since either, that may be a busy Redis (a slow script, a fork), which
+ * delays everything and loses nothing, so the connections get until
+ * BP_PROBE_SILENT_MISSES ticks (4 s at 500 ms: a dead path is still found
+ * within 5 s) before they are taken for stale.
  * Counting ticks rather than reading a clock keeps it honest under a loop
  * stall: ticks do not pile up while the loop is blocked (the timer is armed
  * again only after it ran), so a stall costs one tick and the replies it
  * held up are read before the next one.  With the gateway's default 500 ms
- * interval a freeze is found 1.5 to 2 s after it began, and the
+ * interval a frozen subscriber is found 1.5 to 2 s after it began, and the
  * connections are back before the 3 s trailer of a channel whose last
  * messages were lost meanwhile (docs/protocol.md, "Stale connections").
  *
@@ -86,16 +91,16 @@ static void probe_reply_cb(redisAsyncContext *ac, void *reply, void *privdata)
 /* Stale: counted, and both connections go down the usual reconnect path.
  * Called from the tick, outside hiredis: the contexts are freed at once
  * and their pending callbacks (NULL replies) are ignored. */
-static void declare_stale(bp_redis_t *r)
+static void declare_stale(bp_redis_t *r, unsigned misses)
 {
     bp_t *bp = &r->base;
-    uint64_t n = r->probe_sent - BP_PROBE_MISSES + 1;   /* the probe overdue */
+    uint64_t n = r->probe_sent - misses + 1;   /* the probe overdue */
     char why[160];
     snprintf(why, sizeof why,
              "stale: probe %" PRIu64 " not back after %" PRIu64 " ms (its PUBLISH %s)",
-             n, r->probe_interval * BP_PROBE_MISSES,
+             n, r->probe_interval * misses,
              r->probe_acked >= n ? "was answered: the subscribe connection no longer receives"
-                                 : "is unanswered: the publish connection is stuck too");
+                                 : "is unanswered: Redis answers nothing on either connection");
     bp->stats.stale++;
     bp_redis_conn_lost(&r->sub, why, 1);
     if (!bp->freeing) bp_redis_conn_lost(&r->pub, why, 1);
@@ -112,6 +117,13 @@ static void probe_send(bp_redis_t *r)
         r->probe_sent = n;
 }
 
+/* The probe sent `misses` ticks ago (in this BP_UP period) has not come
+ * back: no later one did either. */
+static int probe_overdue(const bp_redis_t *r, unsigned misses)
+{
+    return r->probe_sent - r->probe_base >= misses && r->probe_back <= r->probe_sent - misses;
+}
+
 static void probe_tick(void *arg)
 {
     bp_redis_t *r = arg;
@@ -124,9 +136,11 @@ static void probe_tick(void *arg)
         r->probe_live = 1;
         r->probe_base = r->probe_sent;
         probe_send(r);
-    } else if (r->probe_sent - r->probe_base >= BP_PROBE_MISSES &&
-               r->probe_back <= r->probe_sent - BP_PROBE_MISSES) {
-        declare_stale(r);
+    } else if (probe_overdue(r, BP_PROBE_MISSES) &&
+               r->probe_acked >= r->probe_sent - BP_PROBE_MISSES + 1) {
+        declare_stale(r, BP_PROBE_MISSES);          /* Redis works; the subscriber hears nothing */
+    } else if (probe_overdue(r, BP_PROBE_SILENT_MISSES)) {
+        declare_stale(r, BP_PROBE_SILENT_MISSES);   /* silent longer than a busy Redis would be */
     } else {
         probe_send(r);
     }

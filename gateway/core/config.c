@@ -175,8 +175,8 @@ const wsgw_key_t wsgw_keys[] = {
     KSIZE(redis_max_pending, "8MiB", 64 * KiB, 1 * GiB,
           "publishes held while Redis is slow or away; past it they are dropped and counted"),
     KDUR(redis_probe_interval, "500ms", 100, 1 * MIN, WSGW_KF_ZERO_OFF,
-         "stale-connection probe to PREFIX:probe:<node> this often; not back within 3 intervals: "
-         "stale, reconnect"),
+         "stale-connection probe to PREFIX:probe:<node> this often; not back within 3 intervals "
+         "(8 when Redis answers nothing): stale, reconnect"),
     KENUM(backend_events, "untargeted", backend_event_modes,
           "client events published to PREFIX:events: none, untargeted (no \"to\") or all"),
     KBOOL(lifecycle_events, "true", "publish connect/disconnect to PREFIX:lifecycle"),

@@ -139,6 +139,10 @@ int wsgw_config_validate(const wsgw_config_t *cfg, char *err, size_t errlen)
         return fail(err, errlen, "%s must be at least %s, or one large message makes a slow consumer",
                     desc(cfg, "max_queued_bytes", d1, sizeof d1),
                     desc(cfg, "max_message_size", d2, sizeof d2));
+    if (cfg->iris_rooms.n > (size_t)cfg->max_rooms_per_conn)
+        return fail(err, errlen, "%s lists more rooms than %s: every Iris client would be refused the rest "
+                    "at open, spending its error budget",
+                    desc(cfg, "iris_rooms", d1, sizeof d1), desc(cfg, "max_rooms_per_conn", d2, sizeof d2));
     for (size_t i = 0; i < cfg->allowed_origins.n && cfg->allowed_origins.n > 1; i++)
         if (strcmp(cfg->allowed_origins.v[i], "*") == 0)
             return fail(err, errlen, "%s: * allows every origin, so it must be the only item",

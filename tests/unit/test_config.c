@@ -733,6 +733,9 @@ static void test_validate(void)
           "max_pending_handshakes=1024 (default) must not exceed max_connections=100 (file)" },
         { "max_message_size = 2MiB\n",
           "max_queued_bytes=1MiB (default) must be at least max_message_size=2MiB (file), or one large message makes a slow consumer" },
+        { "iris_rooms = a, b, c\nmax_rooms_per_conn = 2\n",
+          "iris_rooms=a,b,c (file) lists more rooms than max_rooms_per_conn=2 (file): every Iris client would be "
+          "refused the rest at open, spending its error budget" },
         { "allowed_origins = https://a.example, *\n",
           "allowed_origins=https://a.example,* (file): * allows every origin, so it must be the only item" },
     };
@@ -755,6 +758,7 @@ static void test_validate(void)
         "client_js_path =\npath = /wsgw.js\n",
         "allowed_origins = *\n",
         "max_queued_bytes = 64KiB\n",
+        "iris_rooms = a, b\nmax_rooms_per_conn = 2\n",
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         wsgw_config_init(&c);
