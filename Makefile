@@ -10,18 +10,27 @@ CSTD     := -std=c11 -D_GNU_SOURCE
 OPT      ?= -O2 -g
 # Each folder compiles with the include paths of what it may use, so a
 # layering violation is a compile error (docs/architecture.md):
-#   lib/        nothing of ours          proto/    lib/
-#   backplane/  lib/                     gateway/  lib/ proto/ backplane/
-# tests/ and examples/ see everything.  tests/check-layers.sh checks the
+#   lib/               nothing of ours
+#   proto/             lib/
+#   backplane/         lib/
+#   gateway/wire/      lib/ proto/                    pure codecs
+#   gateway/core/      lib/ proto/ wire/              the transport: names no feature
+#   gateway/features/  lib/ proto/ backplane/ wire/ core/
+#   gateway/           everything (the binary's main, run, master, the wiring)
+# tests/ and examples/ see everything.  tests/check_layers.py checks the
 # same rules on the #include lines (make check-layers, part of make test).
-INC_lib       := -Ilib
-INC_proto     := -Ilib -Iproto
-INC_backplane := -Ilib -Ibackplane
-INC_gateway   := -Ilib -Iproto -Ibackplane -Igateway
-INC_ALL       := $(INC_gateway)
-# The include paths of the folder a source file sits in (everything for
-# files outside the four layers).
-inc_of = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INC_ALL))
+INC_lib              := -Ilib
+INC_proto            := -Ilib -Iproto
+INC_backplane        := -Ilib -Ibackplane
+INC_gateway/wire     := -Ilib -Iproto -Igateway/wire
+INC_gateway/core     := -Ilib -Iproto -Igateway/wire -Igateway/core
+INC_gateway/features := -Ilib -Iproto -Ibackplane -Igateway/wire -Igateway/core -Igateway/features
+INC_gateway          := $(INC_gateway/features) -Igateway
+INC_ALL              := $(INC_gateway)
+# The include paths of the folder a source file sits in: the deepest of
+# gateway/<sub>/ or <top>/ that has rules (everything for files outside
+# the layers).
+inc_of = $(or $(INC_$(word 1,$(subst /, ,$(1)))/$(word 2,$(subst /, ,$(1)))),$(INC_$(firstword $(subst /, ,$(1)))),$(INC_ALL))
 CFLAGS   := $(CSTD) $(WARN) $(OPT) -MMD -MP
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 PROTO_LIBS := -lssl -lcrypto -lz
@@ -35,7 +44,7 @@ PROTO_OBJ := $(PROTO_SRC:%.c=$(B)/obj/%.o)
 PROTO_ASAN_OBJ := $(PROTO_SRC:%.c=$(B)/asan/%.o)
 # gateway/ minus the binary's main(): a library that tests link against.
 # backplane/ (Redis, no WebSocket) is linked into the same library.
-GW_SRC    := $(filter-out gateway/main.c,$(wildcard gateway/*.c)) $(wildcard backplane/*.c)
+GW_SRC    := $(filter-out gateway/main.c,$(wildcard gateway/*.c gateway/*/*.c)) $(wildcard backplane/*.c)
 GW_OBJ    := $(GW_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/client_js.o
 GW_ASAN_OBJ := $(GW_SRC:%.c=$(B)/asan/%.o) $(B)/asan/gen/client_js.o
 CLIENT_JS := clients/js/wsgw.js

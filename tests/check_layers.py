@@ -1,10 +1,16 @@
 #!/usr/bin/python3
 """The layering rules of docs/architecture.md, checked on the #include lines.
 
-    lib/        may include nothing of ours
-    proto/      lib/
-    backplane/  lib/
-    gateway/    lib/ proto/ backplane/
+    lib/           may include nothing of ours
+    proto/         lib/
+    backplane/     lib/
+    gateway/wire/      lib/ proto/                      pure codecs
+    gateway/core/      lib/ proto/ gateway/wire/        the transport: no feature
+    gateway/features/  lib/ proto/ backplane/ gateway/wire/ gateway/core/
+    gateway/           all of the above (main, run, master, the wiring)
+
+A file belongs to the deepest folder of the table that holds it (a
+gateway/<sub>/ folder is a layer of its own, not part of gateway/).
 
 A quoted include names a header; the folder holding it must be the file's
 own or one it may use, and the graph of folders actually used must have no
@@ -27,16 +33,29 @@ ALLOWED = {
     "lib": set(),
     "proto": {"lib"},
     "backplane": {"lib"},
-    "gateway": {"lib", "proto", "backplane"},
+    "gateway/wire": {"lib", "proto"},
+    "gateway/core": {"lib", "proto", "gateway/wire"},
+    "gateway/features": {"lib", "proto", "backplane", "gateway/wire", "gateway/core"},
+    "gateway": {"lib", "proto", "backplane", "gateway/wire", "gateway/core", "gateway/features"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def layer_files(root, folder):
+    """(dirpath, files) of the folder's layer: its subfolders that are
+    layers of their own are left out."""
+    top = os.path.join(root, folder)
+    for dirpath, dirs, files in os.walk(top):
+        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        dirs[:] = sorted(d for d in dirs if rel + "/" + d not in ALLOWED)
+        yield dirpath, files
 
 
 def headers(root):
     """header name -> folder that holds it (each name must be unique)."""
     where, errors = {}, []
     for folder in ALLOWED:
-        for dirpath, _, files in os.walk(os.path.join(root, folder)):
+        for dirpath, files in layer_files(root, folder):
             for f in files:
                 if f.endswith(".h"):
                     if f in where:
@@ -50,7 +69,7 @@ def check(root):
     where, errors = headers(root)
     edges = {f: set() for f in ALLOWED}
     for folder in ALLOWED:
-        for dirpath, _, files in os.walk(os.path.join(root, folder)):
+        for dirpath, files in layer_files(root, folder):
             for f in sorted(files):
                 if not f.endswith((".c", ".h")):
                     continue
@@ -97,14 +116,24 @@ def selftest(repo):
     errs = check(repo)
     result("repo_is_layered", not errs, "\n".join(errs))
     with tempfile.TemporaryDirectory() as tmp:
-        for folder in ALLOWED:
-            shutil.copytree(os.path.join(repo, folder), os.path.join(tmp, folder))
+        for top in sorted({f.split("/")[0] for f in ALLOWED}):
+            shutil.copytree(os.path.join(repo, top), os.path.join(tmp, top))
         victim = os.path.join(tmp, "proto", "ws_frame.c")
         with open(victim, "a") as f:
             f.write('\n#include "backplane.h"   /* deliberate violation */\n')
         errs = check(tmp)
         result("proto_using_backplane_refused",
                any("proto/ws_frame.c" in e and "proto/ may not use backplane/" in e for e in errs), errs)
+        with open(os.path.join(tmp, "gateway", "wire", "envelope.c"), "a") as f:
+            f.write('\n#include "log.h"   /* deliberate violation */\n')
+        errs = check(tmp)
+        result("wire_using_core_refused",
+               any("gateway/wire/envelope.c" in e and "gateway/wire/ may not use gateway/core/" in e for e in errs), errs)
+        with open(os.path.join(tmp, "gateway", "core", "conn.c"), "a") as f:
+            f.write('\n#include "cluster.h"   /* deliberate violation */\n')
+        errs = check(tmp)
+        result("core_using_features_refused",
+               any("gateway/core/conn.c" in e and "gateway/core/ may not use gateway/features/" in e for e in errs), errs)
         ALLOWED["lib"] = {"proto"}          # a rule change that makes a cycle
         with open(os.path.join(tmp, "lib", "ws_alloc.c"), "a") as f:
             f.write('\n#include "ws_frame.h"\n')
@@ -126,7 +155,7 @@ def main():
     if errs:
         print("check_layers: %d violation(s)" % len(errs), file=sys.stderr)
         return 1
-    print("check_layers: lib/ proto/ backplane/ gateway/ layered as docs/architecture.md says")
+    print("check_layers: %s layered as docs/architecture.md says" % " ".join(f + "/" for f in ALLOWED))
     return 0
 
 

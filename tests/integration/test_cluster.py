@@ -569,7 +569,7 @@ def test_redis_restart_in_the_middle_of_traffic_losses_are_counted(gateway_facto
         acked = sorted(i for i, m in answers.items() if m["op"] == "ack")
         missed = len(set(acked) - set(got))
         # b stays connected (and subscribed) until the counts are read: the
-        # conn channel's trailer comes BP_SEQ_TRAILER_MS (3 s) after its last
+        # conn channel's trailer comes CLUSTER_SEQ_TRAILER_MS (3 s) after its last
         # message, and is dropped unheard once b's channel is unsubscribed.
         deadline = time.time() + 6
         while True:

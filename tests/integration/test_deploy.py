@@ -325,7 +325,7 @@ def test_readme_deploying_section_names_real_things():
     text = open(os.path.join(ROOT, "README.md")).read()
     section = text.split("\n## Deploying\n", 1)[1].split("\n## ", 1)[0]
     metrics = set(re.findall(r"`(wsgw_[a-z_]+)", section))
-    known = set(re.findall(r'"(wsgw_[a-z_]+)', open(os.path.join(ROOT, "gateway", "metrics.c")).read()))
+    known = set(re.findall(r'"(wsgw_[a-z_]+)', open(os.path.join(ROOT, "gateway", "core", "metrics.c")).read()))
     assert len(metrics) >= 10 and metrics <= known, metrics - known
     variables = set(re.findall(r"`(WSGW_[A-Z_]+)`", section)) - {"WSGW_BIN", "WSGW_CONFIG"}
     keys = config_keys()

@@ -1,5 +1,5 @@
-/* test_cidr.c — gateway/cidr.c (trusted ranges for proxy_protocol) and the
- * address keys of the per-address limits in gateway/ratelimit.c: IPv4 per
+/* test_cidr.c — lib/cidr.c (trusted ranges for proxy_protocol) and the
+ * address keys of the per-address limits in lib/ratelimit.c: IPv4 per
  * address, IPv6 per /64, an IPv4-mapped address as its IPv4 address. */
 #include <arpa/inet.h>
 #include <netinet/in.h>

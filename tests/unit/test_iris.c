@@ -1,4 +1,4 @@
-/* Unit tests: the Iris v10 wire codec (gateway/iris.c), with the frames the
+/* Unit tests: the Iris v10 wire codec (gateway/wire/iris.c), with the frames the
  * research notes confirmed by running Iris' own serializers. */
 #include "test.h"
 

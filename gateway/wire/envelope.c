@@ -251,7 +251,7 @@ envelope_code_t envelope_decode(const uint8_t *in, size_t len,
     static const uint8_t null_lit[] = "null";
     const json_span_t none = { NULL, 0 };
     m->op = ENVELOPE_OP_NONE;
-    m->room = m->event = m->to_name = m->id = m->token = none;
+    m->room = m->event = m->to_name = m->id = m->token = m->op_name = none;
     m->to = ENVELOPE_TO_BACKEND;
     m->data.p = null_lit;
     m->data.len = 4;
@@ -329,6 +329,7 @@ envelope_code_t envelope_decode(const uint8_t *in, size_t len,
     if (!op.p) return fail(m, ENVELOPE_E_MISSING_FIELD, "op");
     if (!is_string(op)) return fail(m, ENVELOPE_E_BAD_FIELD, "op");
     op = string_content(op);
+    m->op_name = op;
     envelope_code_t c;
     if (lit_equal(op, "join") || lit_equal(op, "leave")) {
         m->op = lit_equal(op, "join") ? ENVELOPE_OP_JOIN : ENVELOPE_OP_LEAVE;
@@ -420,6 +421,16 @@ size_t envelope_json_string_size(json_span_t s)
     return esc_size(s) + 2;
 }
 
+size_t envelope_json_escaped_size(json_span_t s)
+{
+    return esc_size(s);
+}
+
+uint8_t *envelope_json_escaped_put(uint8_t *dst, json_span_t s)
+{
+    return put_esc(dst, s);
+}
+
 uint8_t *envelope_json_string_put(uint8_t *dst, json_span_t s)
 {
     *dst++ = '"';
@@ -462,6 +473,13 @@ size_t envelope_delivery_size(const envelope_delivery_t *d)
 
 size_t envelope_delivery_write(const envelope_delivery_t *d, uint8_t *dst)
 {
+    size_t n = envelope_delivery_members_write(d, dst);
+    dst[n] = '}';
+    return n + 1;
+}
+
+size_t envelope_delivery_members_write(const envelope_delivery_t *d, uint8_t *dst)
+{
     uint8_t *p = put(dst, "{\"event\":\"");
     p = put_esc(p, d->event);
     p = put(p, "\",\"data\":");
@@ -478,7 +496,6 @@ size_t envelope_delivery_write(const envelope_delivery_t *d, uint8_t *dst)
         if (d->to == ENVELOPE_TO_ROOM || d->to == ENVELOPE_TO_CONN) p = put_esc(p, d->to_name);
         *p++ = '"';
     }
-    *p++ = '}';
     return (size_t)(p - dst);
 }
 

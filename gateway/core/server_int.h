@@ -1,6 +1,7 @@
 /* server_int.h — private layout of the server and its connections, shared by
- * the gateway's .c files (server.c, conn.c, emit.c, http_routes.c,
- * protocol.c).  Nothing outside gateway/ includes it. */
+ * the core's .c files (server.c, conn.c, conn_write.c, emit.c, handshake.c,
+ * http_routes.c, hooks.c).  Features reach the core through core.h; those
+ * that still read a field here are listed in docs/architecture.md. */
 #ifndef WSGW_SERVER_INT_H
 #define WSGW_SERVER_INT_H
 
@@ -12,13 +13,11 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "backplane.h"
-#include "bp_seq.h"
 #include "cidr.h"
 #include "config.h"
+#include "core.h"
 #include "envelope.h"
 #include "idmap.h"
-#include "jwt.h"
 #include "metrics.h"
 #include "outq.h"
 #include "poller.h"
@@ -43,7 +42,6 @@ typedef enum conn_state {
     CONN_DEAD             /* socket closed; waiting on the free list */
 } conn_state_t;
 
-enum { CODEC_ENVELOPE = 0, CODEC_IRIS = 1 };
 enum { SUBPROTO_NONE = 0, SUBPROTO_WSGW = 255 };   /* config allows at most 32 subprotocols */
 
 /* A connection's timestamps are the low 32 bits of wsgw_now_ms(), compared
@@ -83,15 +81,6 @@ typedef struct conn_hs {
     size_t             held_off;
     size_t             out_allowed;
 } conn_hs_t;
-
-/* What a verified token said: allocated when a token is accepted, so an
- * anonymous connection pays one pointer. */
-typedef struct conn_auth {
-    char          *user;           /* the token's sub, or NULL */
-    uint64_t       token_exp_s;    /* the token's exp, 0 = none */
-    uint8_t       *claim_rooms;    /* copy of the token's rooms claim (JSON array), or NULL */
-    size_t         claim_rooms_len;
-} conn_auth_t;
 
 /* A static file being sent (http_routes.c): set when the response starts,
  * its fd closed once the last byte is read or sent, or when the connection
@@ -138,7 +127,7 @@ struct wsgw_conn {
     uint8_t        events;         /* EV_READ | EV_WRITE registered with srv->poller */
     uint8_t        state;          /* conn_state_t */
     uint8_t        close_bits;     /* WS_CLOSE_STATE_* */
-    uint8_t        codec;          /* CODEC_ENVELOPE or CODEC_IRIS */
+    uint8_t        codec;          /* index in srv->codecs (core_codec_register) */
     unsigned       in_pending:1;   /* linked on srv->pending (has output) */
     unsigned       write_armed:1;  /* EV_WRITE is on: the kernel buffer was full */
     unsigned       opened:1;       /* on_connection ran: on_disconnect is owed */
@@ -148,7 +137,7 @@ struct wsgw_conn {
     unsigned       counted_hs:1;   /* counted in n_handshaking (and on srv->pend_head's list) */
     unsigned       counted_http:1; /* counted in n_http: an HTTP response is being written */
     unsigned       http_file:1;    /* that response is a file or script (max_http_responses) */
-    unsigned       token_in_protocol:1; /* the token came as a "bearer." subprotocol entry */
+    unsigned       offer_wsgw:1;   /* a handshake hook asked for "wsgw" (CORE_HS_OFFER_WSGW) */
     unsigned       tls_read_wants_write:1; /* SSL_read needs the socket writable */
     unsigned       tls_write_wants_read:1; /* SSL_write needs the socket readable */
     unsigned       has_deadline:1; /* deadline_ms is set */
@@ -156,7 +145,6 @@ struct wsgw_conn {
     unsigned       held:1;         /* open, the welcome queued but held: no input read or handled (conn_hold) */
     unsigned       has_file:1;     /* `file` below holds a static file response being sent */
     uint8_t        id_len;
-    uint8_t        claim_emit;     /* WSGW_EMIT_* the token allows (all without a claim) */
     uint16_t       close_code;     /* code reported to on_disconnect */
     ws_pmd_params_t pmd_params;
     uint8_t        subprotocol;    /* SUBPROTO_NONE, SUBPROTO_WSGW, or 1 + index in cfg->subprotocols */
@@ -186,7 +174,7 @@ struct wsgw_conn {
     tbucket_t      msg_bucket;     /* rate_messages */
     tbucket_t      byte_bucket;    /* rate_bytes */
     ip_entry_t    *ip;             /* per-address counters, when those limits are on */
-    conn_auth_t   *auth;           /* what a verified token said, or NULL */
+    void          *slot[CORE_CONN_SLOTS]; /* features' per-connection state (core_conn_slot) */
     conn_app_t    *app;            /* callbacks set through the C API; NULL for the wsgw binary */
 
     wsgw_conn_t   *prev, *next;    /* srv->conns: every live connection */
@@ -253,34 +241,18 @@ struct wsgw_server {
     uint64_t             started_ms;
     wsgw_metrics_t       metrics;
 
-    bp_t                *bp;         /* the backplane: local or Redis */
-    int                  bp_remote;  /* 1 with Redis: other nodes exist */
-    bp_state_t           bp_state;
-    char                 node_id[24];
-    size_t               node_id_len;
-    uint64_t             bp_bad_messages;  /* unparseable payloads from the backplane */
-    uint64_t             bp_lost;    /* other nodes' messages that never arrived (seq gaps) */
-    uint64_t             bp_up_since_ms;   /* when bp_state last became BP_UP */
-    uint64_t             bp_stale_seen;    /* bp stats.stale already logged */
-    int                  bp_stale;   /* found stale, not BP_UP again yet: /healthz says "stale" */
-    bp_seq_out_t         seq_out;    /* our sequence numbers, per channel published on */
-    bp_seq_in_t          seq_in;     /* other nodes' numbers, per channel received on */
-    uint64_t             seq_unsequenced_logged;
-    uint64_t             heartbeat_last_ms;  /* last {"op":"node"} on P:lifecycle */
-
-    wsgw_target_kind_t   iris_kind;  /* iris_emit_to, parsed; SELF means "backend" */
-    const char          *iris_name;  /* room name for WSGW_TO_ROOM */
-    ws_buf_t             iris_js;    /* iris_client_js, loaded at start */
-
-    int                  auth_on;    /* a key is configured: tokens are checked */
-    jwt_keys_t           jwt_keys;
-    jwt_policy_t         jwt_policy;
+    /* Features (core.h): called in registration order. */
+    core_hooks_t         hooks[CORE_HOOKS_MAX];
+    size_t               n_hooks;
+    const core_codec_t  *codecs[CORE_CODECS_MAX];
+    size_t               n_codecs;
+    int                  n_slots;
+    ws_buf_t             frame_buf;  /* one per loop: a codec's delivery being framed */
 };
 
 uint64_t wsgw_now_ms(const wsgw_server_t *s);
 
 const char *conn_subprotocol(const wsgw_conn_t *c);   /* NULL when none was selected */
-static inline const char *conn_user(const wsgw_conn_t *c) { return c->auth ? c->auth->user : NULL; }
 /* The parsed request: only during the handshake callbacks, else NULL. */
 static inline ws_http_request_t *conn_req(const wsgw_conn_t *c) { return c->hs ? c->hs->req : NULL; }
 
@@ -325,62 +297,12 @@ void handshake_input(wsgw_conn_t *c, const uint8_t *buf, size_t n);
 void handshake_refuse(wsgw_conn_t *c, int status, const char *why, wsgw_hs_fail_t kind);
 int  wsgw_id_valid(const char *id, size_t len);
 
-/* emit.c */
-/* Frames one delivery envelope once and queues it for this node's
- * receivers of the target (Iris semantics): SELF means `self`, `skip` is
- * left out.  Returns the number of receivers. */
-int emit_delivery(wsgw_server_t *s, const envelope_delivery_t *d, wsgw_target_kind_t kind,
-                  const char *name, size_t name_len, wsgw_conn_t *self, const wsgw_conn_t *skip);
-/* An emit from `sender` (NULL: from the server): delivered here at once,
- * and published for the other nodes.  When ack_id is not empty and the
- * backplane will confirm the publish, *ack_deferred is set to 1 and the
- * ack (or an "unavailable" error) is sent to the sender later; otherwise
- * it is 0 and the caller acks.  Returns the local receiver count. */
-int emit_event(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
-               const char *name, size_t name_len, const uint8_t *event, size_t event_len,
-               const uint8_t *data, size_t data_len, json_span_t ack_id, int *ack_deferred);
-/* A one-frame block for a reply of `len` payload bytes: write them at
- * *payload, then emit_reply() queues it to c and drops the reference. */
-wsgw_block_t *emit_reply_block(const wsgw_server_t *s, size_t len, uint8_t **payload);
-void emit_reply(wsgw_conn_t *c, wsgw_block_t *b);
-
-/* cluster.c: the gateway's side of the backplane (docs/protocol.md,
- * "Backplane"). */
-int  cluster_init(wsgw_server_t *s, char *err, size_t errlen);
-void cluster_free(wsgw_server_t *s);
-void cluster_conn_opened(wsgw_conn_t *c);          /* during the handshake: conn_req(c) is set */
-void cluster_conn_closed(wsgw_conn_t *c);
-/* Publishes a delivery for the other nodes; returns 1 when the ack for
- * ack_id will be sent when the backplane answers (see emit_event). */
-int  cluster_publish_delivery(wsgw_server_t *s, wsgw_conn_t *sender, wsgw_target_kind_t kind,
-                              const char *name, size_t name_len, const envelope_delivery_t *d,
-                              json_span_t ack_id);
-/* An emit without "to", for backends on P:events.  Returns 1 when it was
- * published (or held for Redis), 0 when it was not: no Redis, or
- * backend_events = none.  Whether it was published says nothing about an
- * answer: *answer_later (NULL: never answer, as for Iris clients) is set to
- * 1 when the answer to m (ack, no_backend or unavailable, with m's id or
- * without one) will be sent once Redis replied, else 0 and the caller
- * answers now: when published, only `handled` (an on(event) handler took
- * it) leaves it at 0, so that answer is an ack. */
-int  cluster_publish_event(wsgw_conn_t *c, const envelope_msg_t *m, int handled, int *answer_later);
-const char *cluster_health(const wsgw_server_t *s);   /* "embedded", "up", "syncing", "down", "stale" */
-/* From the periodic sweep: trailers and the ageing of sequence numbers. */
-void cluster_sweep(wsgw_server_t *s, uint64_t now_ms);
-/* With Redis: releases the connection's held welcome (welcome = 1,
- * conn_release) or sends the ack for ack_id once every subscription made
- * so far is confirmed by Redis, and returns 1; returns 0 when the caller
- * should answer now (no Redis, or no id). */
-int  cluster_after_sync(wsgw_conn_t *c, json_span_t ack_id, int welcome);
-
-/* auth.c */
-int  auth_init(wsgw_server_t *s, char *err, size_t errlen);
-void auth_free(wsgw_server_t *s);
-int  auth_handshake(wsgw_conn_t *c, const ws_http_request_t *req);   /* -1: refused (401 sent) */
-void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m);
-int  auth_may_join(const wsgw_conn_t *c, const char *room);
-int  auth_expired(wsgw_conn_t *c, uint64_t now_ms);                  /* 1: closing it */
-void auth_conn_free(wsgw_conn_t *c);
+/* emit.c: the fan-out (core_deliver, core_emit in core.h).  emit_raw routes
+ * one framed message (frame: hdr_len header bytes, then the payload) as it
+ * is to every receiver, and drops the reference to it. */
+int emit_raw(wsgw_server_t *s, wsgw_block_t *frame, size_t hdr_len, int opcode,
+             wsgw_target_kind_t kind, const char *name, size_t name_len,
+             wsgw_conn_t *self, const wsgw_conn_t *skip);
 
 /* http_routes.c: answers a plain GET (not an upgrade). */
 void http_route(wsgw_conn_t *c, const ws_http_request_t *req);
@@ -397,18 +319,23 @@ int  http_file_fill(wsgw_conn_t *c);
  * reader's, which conn_close_now frees as a reader): idempotent. */
 void http_file_close(wsgw_conn_t *c);
 
-/* protocol.c: the envelope protocol over text frames. */
-void protocol_welcome(wsgw_conn_t *c);
-void protocol_on_text(wsgw_conn_t *c, const uint8_t *data, size_t len);
-void protocol_on_binary(wsgw_conn_t *c, const uint8_t *data, size_t len);
-void protocol_ack(wsgw_conn_t *c, json_span_t id);
-void protocol_iris_on_frame(wsgw_conn_t *c, const uint8_t *data, size_t len);
-void protocol_iris_open(wsgw_conn_t *c);
-void protocol_error(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
-/* The same error envelope for what is not the client's fault (the
- * backplane is unavailable, no backend is subscribed to events, a
- * refreshed token took rooms away): counted,
- * but it does not spend the error budget. */
-void protocol_error_not_yours(wsgw_conn_t *c, json_span_t id, envelope_code_t code, const char *message);
+/* hooks.c: calling the features (core.h) */
+#define CORE_EACH_HOOK(s, h) \
+    for (const core_hooks_t *h = (s)->hooks; h < (s)->hooks + (s)->n_hooks; h++)
+/* The codec of c (conn_native(c) bypasses its input side). */
+static inline const core_codec_t *conn_codec(const wsgw_conn_t *c) { return c->srv->codecs[c->codec]; }
+int  hooks_handshake(wsgw_conn_t *c, const ws_http_request_t *req);
+void hooks_conn_opened(wsgw_conn_t *c);
+void hooks_conn_closed(wsgw_conn_t *c);
+void hooks_conn_free(wsgw_conn_t *c);
+int  hooks_conn_sweep(wsgw_conn_t *c, uint64_t now);
+void hooks_sweep(wsgw_server_t *s, uint64_t now);
+void hooks_flush(wsgw_server_t *s);
+void hooks_free(wsgw_server_t *s);
+/* Runs the codec's open and the first_answer hooks; 1 when the first
+ * answer is held (conn_hold), 0 when it may go now. */
+int  hooks_open(wsgw_conn_t *c);
+void hooks_rooms_attach(wsgw_server_t *s);
+void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g);
 
 #endif

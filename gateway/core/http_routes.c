@@ -94,13 +94,15 @@ static void route_healthz(wsgw_conn_t *c, int head_only)
     /* Redis away is "degraded", still 200: local delivery goes on, and a
      * balancer that pulled every gateway when Redis blinks would turn a
      * partial outage into a total one. */
-    const char *bp = cluster_health(s);
-    int degraded = s->bp_remote && s->bp_state != BP_UP;
+    core_health_t h = { .backplane = "embedded", .degraded = 0, .node = "" };
+    CORE_EACH_HOOK(s, k) if (k->health) k->health(k->ud, &h);
+    const char *bp = h.backplane;
+    int degraded = h.degraded;
     char body[256];
     int n = snprintf(body, sizeof body,
                      "{\"status\":\"%s\",\"connections\":%zu,\"rooms\":%zu,\"backplane\":\"%s\",\"node\":\"%s\"}\n",
                      s->draining ? "draining" : degraded ? "degraded" : "ok", s->n_open,
-                     rooms_count(&s->rooms), bp, s->node_id);
+                     rooms_count(&s->rooms), bp, h.node);
     http_send(c, s->draining ? 503 : 200, "application/json", body, (size_t)n, head_only,
               "Cache-Control: no-store\r\n");
 }
@@ -235,12 +237,7 @@ void http_route(wsgw_conn_t *c, const ws_http_request_t *req)
                   head_only, "Cache-Control: no-cache\r\n");
         return;
     }
-    if (s->iris_js.len && path_is(req, "/iris-ws.js")) {
-        if (!http_file_slot(c, head_only)) return;
-        http_send(c, 200, "text/javascript; charset=utf-8", s->iris_js.data, s->iris_js.len,
-                  head_only, "Cache-Control: no-cache\r\n");
-        return;
-    }
+    CORE_EACH_HOOK(s, h) if (h->http_get && h->http_get(h->ud, c, req, head_only)) return;
     if (path_is(req, s->cfg->path)) {
         s->metrics.handshake_failures[HS_FAIL_BAD_REQUEST]++;
         http_text(c, 426, "this endpoint speaks WebSocket: send an Upgrade request\n", head_only);
@@ -248,4 +245,10 @@ void http_route(wsgw_conn_t *c, const ws_http_request_t *req)
     }
     if (route_static(c, req, head_only)) return;
     http_text(c, 404, "not found\n", head_only);
+}
+
+void core_http_send(wsgw_conn_t *c, const char *ctype, const void *body, size_t len, int head_only)
+{
+    if (!http_file_slot(c, head_only)) return;
+    http_send(c, 200, ctype, body, len, head_only, "Cache-Control: no-cache\r\n");
 }

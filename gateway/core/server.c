@@ -159,7 +159,7 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)loop; (void)revents;
     wsgw_server_t *s = container_of(w, wsgw_server_t, flush_w);
     /* Other nodes' share of a fan-out first: they start while we write ours. */
-    bp_flush(s->bp);
+    hooks_flush(s);
     while (s->pending) {
         wsgw_conn_t *list = s->pending;
         s->pending = s->pending_tail = NULL;
@@ -195,7 +195,7 @@ static void sweep_cb(struct ev_loop *loop, ev_timer *w, int revents)
     }
     if (s->cfg->conn_rate_per_ip || s->cfg->max_conns_per_ip)
         ip_table_sweep(&s->ips, s->cfg->conn_rate_per_ip, s->cfg->conn_rate_per_ip_burst, now);
-    cluster_sweep(s, now);
+    hooks_sweep(s, now);
 }
 
 /* The sweep runs often enough for the shortest configured timeout. */
@@ -241,30 +241,6 @@ static int server_listen_all(wsgw_server_t *s, char *err, size_t errlen)
     return 0;
 }
 
-/* iris_emit_to parsed once; iris_client_js loaded once, so a missing file
- * stops start-up instead of answering 404 later. */
-static int server_iris_init(wsgw_server_t *s, char *err, size_t errlen)
-{
-    const char *to = s->cfg->iris_emit_to;
-    if (!strcmp(to, "backend")) s->iris_kind = WSGW_TO_SELF;
-    else if (!strcmp(to, "all")) s->iris_kind = WSGW_TO_ALL;
-    else if (!strncmp(to, "room:", 5)) { s->iris_kind = WSGW_TO_ROOM; s->iris_name = to + 5; }
-    else s->iris_kind = WSGW_TO_BROADCAST;
-    const char *path = s->cfg->iris_client_js;
-    if (!path || !path[0]) return 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "iris_client_js %s: %s", path, strerror(errno));
-        return -1;
-    }
-    uint8_t chunk[16384];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && s->iris_js.len < (8u << 20))
-        ws_buf_append(&s->iris_js, chunk, n);
-    fclose(f);
-    return 0;
-}
-
 static const char *conn_id_key(const void *item, size_t *len)
 {
     const wsgw_conn_t *c = item;
@@ -290,7 +266,7 @@ static int server_proxy_init(wsgw_server_t *s, char *err, size_t errlen)
     return 0;
 }
 
-static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
+wsgw_server_t *core_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
                                  const wsgw_listen_fd_t *fds, size_t nfds, char *err, size_t errlen)
 {
     if (err && errlen) err[0] = '\0';
@@ -331,11 +307,7 @@ static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
     if (cfg->enable_compression) {
         s->inflater = ws_inflater_new(15);
     }
-    if (server_iris_init(s, err, errlen) != 0 || auth_init(s, err, errlen) != 0 ||
-        cluster_init(s, err, errlen) != 0) {
-        wsgw_server_free(s);
-        return NULL;
-    }
+    hooks_rooms_attach(s);
     if (fds) {
         s->listeners = ws_xcalloc(nfds + 1, sizeof *s->listeners);
         for (size_t i = 0; i < nfds; i++) server_add_listener(s, fds[i].fd, fds[i].tls, "inherited");
@@ -352,18 +324,7 @@ static wsgw_server_t *server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
     return s;
 }
 
-wsgw_server_t *wsgw_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
-                               char *err, size_t errlen)
-{
-    return server_new(loop, cfg, NULL, 0, err, errlen);
-}
 
-wsgw_server_t *wsgw_server_new_with_fds(struct ev_loop *loop, const wsgw_config_t *cfg,
-                                        const wsgw_listen_fd_t *fds, size_t n,
-                                        char *err, size_t errlen)
-{
-    return server_new(loop, cfg, fds, n, err, errlen);
-}
 
 void wsgw_server_on_connection(wsgw_server_t *s, wsgw_connection_cb cb, void *ud)
 {
@@ -495,8 +456,8 @@ void wsgw_server_free(wsgw_server_t *s)
     if (ev_is_active(&s->sweep_w)) ev_timer_stop(s->loop, &s->sweep_w);
     if (ev_is_active(&s->drain_w)) ev_timer_stop(s->loop, &s->drain_w);
     if (ev_is_active(&s->spread_w)) ev_timer_stop(s->loop, &s->spread_w);
-    cluster_free(s);
-    auth_free(s);
+    hooks_free(s);                              /* the features, last registered first */
+    ws_buf_free(&s->frame_buf);
     rooms_free(&s->rooms);
     idmap_free(&s->by_id);
     ip_table_free(&s->ips);
@@ -508,7 +469,6 @@ void wsgw_server_free(wsgw_server_t *s)
     if (s->ssl_ctx) tls_ctx_free(s->ssl_ctx);
     ws_xfree(s->read_buf);
     ws_xfree(s->write_buf);
-    ws_buf_free(&s->iris_js);
     ws_xfree(s);
 }
 
@@ -522,20 +482,5 @@ void wsgw_server_gauges(const wsgw_server_t *s, wsgw_gauges_t *g)
     g->memberships = s->rooms.memberships;
     for (const wsgw_conn_t *c = s->conns; c; c = c->next) g->queued_bytes += c->outq.bytes;
     g->uptime_seconds = (wsgw_now_ms(s) - s->started_ms) / 1000;
-    if (s->bp) {
-        bp_stats_t st;
-        bp_get_stats(s->bp, &st);
-        g->backplane_remote = (uint64_t)s->bp_remote;
-        g->backplane_up = !s->bp_remote || s->bp_state == BP_UP;
-        g->backplane_published = st.published;
-        g->backplane_dropped = st.publish_dropped;
-        g->backplane_pending_bytes = st.pending_bytes;
-        g->backplane_received = st.received;
-        g->backplane_reconnects = st.reconnects;
-        g->backplane_stale = st.stale;
-        g->backplane_subscriptions = st.subscriptions;
-    }
-    g->backplane_bad_messages = s->bp_bad_messages;
-    g->backplane_lost = s->bp_lost;
-    g->backplane_late = s->seq_in.late;
+    CORE_EACH_HOOK(s, h) if (h->gauges) h->gauges(h->ud, g);
 }

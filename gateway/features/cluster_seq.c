@@ -1,5 +1,5 @@
-/* bp_seq.c — see bp_seq.h. */
-#include "bp_seq.h"
+/* cluster_seq.c — see cluster_seq.h. */
+#include "cluster_seq.h"
 
 #include <string.h>
 
@@ -7,17 +7,17 @@
 
 /* ---- publisher ------------------------------------------------------------ */
 
-typedef struct bp_seq_out_chan {
+typedef struct cluster_seq_out_chan {
     char    *name;           /* owned: the strmap key */
     size_t   len;
     uint64_t seq;            /* last number given out (0: none yet) */
-    uint64_t last_ms;        /* last bp_seq_out_next() */
+    uint64_t last_ms;        /* last cluster_seq_out_next() */
     int      trailer_owed;   /* numbered since the last trailer */
-} bp_seq_out_chan_t;
+} cluster_seq_out_chan_t;
 
-uint64_t bp_seq_out_next(bp_seq_out_t *o, const char *ch, size_t len, uint64_t now_ms)
+uint64_t cluster_seq_out_next(cluster_seq_out_t *o, const char *ch, size_t len, uint64_t now_ms)
 {
-    bp_seq_out_chan_t *c = strmap_get(&o->chans, ch, len);
+    cluster_seq_out_chan_t *c = strmap_get(&o->chans, ch, len);
     if (!c) {
         if (o->max_channels && o->chans.count >= o->max_channels) {
             o->unsequenced++;
@@ -30,19 +30,19 @@ uint64_t bp_seq_out_next(bp_seq_out_t *o, const char *ch, size_t len, uint64_t n
     }
     /* 2^53 publishes on one channel are centuries away; wrap to 1 all the
      * same, which a receiver takes as a restart. */
-    c->seq = c->seq >= BP_SEQ_MAX ? 1 : c->seq + 1;
+    c->seq = c->seq >= CLUSTER_SEQ_MAX ? 1 : c->seq + 1;
     c->last_ms = now_ms;
     c->trailer_owed = 1;
     return c->seq;
 }
 
-void bp_seq_out_unused(bp_seq_out_t *o, const char *ch, size_t len, uint64_t seq)
+void cluster_seq_out_unused(cluster_seq_out_t *o, const char *ch, size_t len, uint64_t seq)
 {
-    bp_seq_out_chan_t *c = seq ? strmap_get(&o->chans, ch, len) : NULL;
+    cluster_seq_out_chan_t *c = seq ? strmap_get(&o->chans, ch, len) : NULL;
     if (c && c->seq == seq) c->seq--;
 }
 
-static void out_chan_free(bp_seq_out_chan_t *c)
+static void out_chan_free(cluster_seq_out_chan_t *c)
 {
     ws_xfree(c->name);
     ws_xfree(c);
@@ -50,23 +50,23 @@ static void out_chan_free(bp_seq_out_chan_t *c)
 
 typedef struct out_sweep {
     uint64_t now_ms, up_since_ms;
-    bp_seq_trailer_cb trailer;
+    cluster_seq_trailer_cb trailer;
     void *ud;
 } out_sweep_t;
 
 /* Sends a trailer that is due; returns 1 when the channel is forgotten. */
 static int out_sweep_one(void *value, void *arg)
 {
-    bp_seq_out_chan_t *c = value;
+    cluster_seq_out_chan_t *c = value;
     const out_sweep_t *w = arg;
     uint64_t quiet_from = c->last_ms > w->up_since_ms ? c->last_ms : w->up_since_ms;
-    if (w->trailer && c->trailer_owed && c->seq && w->now_ms - quiet_from >= BP_SEQ_TRAILER_MS) {
+    if (w->trailer && c->trailer_owed && c->seq && w->now_ms - quiet_from >= CLUSTER_SEQ_TRAILER_MS) {
         c->trailer_owed = 0;
         w->trailer(w->ud, c->name, c->len, c->seq);
     }
     /* A trailer still owed (the backplane is down) keeps the entry:
      * forgetting it would lose the count of what was held. */
-    return w->now_ms - c->last_ms >= BP_SEQ_OUT_IDLE_MS && !c->trailer_owed;
+    return w->now_ms - c->last_ms >= CLUSTER_SEQ_OUT_IDLE_MS && !c->trailer_owed;
 }
 
 static void out_chan_release(void *value)
@@ -74,14 +74,14 @@ static void out_chan_release(void *value)
     out_chan_free(value);
 }
 
-void bp_seq_out_sweep(bp_seq_out_t *o, uint64_t now_ms, uint64_t up_since_ms,
-                      bp_seq_trailer_cb trailer, void *ud)
+void cluster_seq_out_sweep(cluster_seq_out_t *o, uint64_t now_ms, uint64_t up_since_ms,
+                      cluster_seq_trailer_cb trailer, void *ud)
 {
     out_sweep_t w = { now_ms, up_since_ms, trailer, ud };
     strmap_sweep(&o->chans, out_sweep_one, out_chan_release, &w);
 }
 
-void bp_seq_out_free(bp_seq_out_t *o)
+void cluster_seq_out_free(cluster_seq_out_t *o)
 {
     for (size_t i = 0; i < o->chans.cap; i++)
         if (o->chans.slots[i].key) out_chan_free(o->chans.slots[i].value);
@@ -90,32 +90,32 @@ void bp_seq_out_free(bp_seq_out_t *o)
 
 /* ---- receiver ------------------------------------------------------------- */
 
-typedef struct bp_seq_origin {
+typedef struct cluster_seq_origin {
     uint64_t last;           /* last number received from this node */
     uint64_t seen_ms;
     uint8_t  node_len;
-    char     node[BP_SEQ_NODE_MAX];
-} bp_seq_origin_t;
+    char     node[CLUSTER_SEQ_NODE_MAX];
+} cluster_seq_origin_t;
 
-typedef struct bp_seq_in_chan {
+typedef struct cluster_seq_in_chan {
     char            *name;   /* owned: the strmap key */
     size_t           len;
     size_t           n, cap;
-    bp_seq_origin_t *origins;
-} bp_seq_in_chan_t;
+    cluster_seq_origin_t *origins;
+} cluster_seq_in_chan_t;
 
-static bp_seq_origin_t *origin_find(bp_seq_in_chan_t *c, const char *node, size_t node_len)
+static cluster_seq_origin_t *origin_find(cluster_seq_in_chan_t *c, const char *node, size_t node_len)
 {
     /* A handful of nodes publish on one channel: a linear scan is the
-     * fastest lookup at that size, and BP_SEQ_ORIGINS_MAX bounds it. */
+     * fastest lookup at that size, and CLUSTER_SEQ_ORIGINS_MAX bounds it. */
     for (size_t i = 0; i < c->n; i++)
         if (c->origins[i].node_len == node_len && memcmp(c->origins[i].node, node, node_len) == 0)
             return &c->origins[i];
     return NULL;
 }
 
-static bp_seq_origin_t *origin_add(bp_seq_in_t *in, const char *ch, size_t chlen,
-                                   bp_seq_in_chan_t *c, const char *node, size_t node_len)
+static cluster_seq_origin_t *origin_add(cluster_seq_in_t *in, const char *ch, size_t chlen,
+                                   cluster_seq_in_chan_t *c, const char *node, size_t node_len)
 {
     if (!c) {
         c = ws_xcalloc(1, sizeof *c);
@@ -123,28 +123,28 @@ static bp_seq_origin_t *origin_add(bp_seq_in_t *in, const char *ch, size_t chlen
         c->len = chlen;
         strmap_put(&in->chans, c->name, c->len, c);
     }
-    if (c->n == BP_SEQ_ORIGINS_MAX) return NULL;
+    if (c->n == CLUSTER_SEQ_ORIGINS_MAX) return NULL;
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 4;
         c->origins = ws_xrealloc(c->origins, c->cap * sizeof *c->origins);
     }
-    bp_seq_origin_t *o = &c->origins[c->n++];
+    cluster_seq_origin_t *o = &c->origins[c->n++];
     memset(o, 0, sizeof *o);
     memcpy(o->node, node, node_len);
     o->node_len = (uint8_t)node_len;
     return o;
 }
 
-uint64_t bp_seq_in_check(bp_seq_in_t *in, const char *ch, size_t chlen,
+uint64_t cluster_seq_in_check(cluster_seq_in_t *in, const char *ch, size_t chlen,
                          const char *node, size_t node_len, uint64_t seq, int trailer,
                          int from_one, uint64_t now_ms)
 {
-    if (node_len == 0 || node_len > BP_SEQ_NODE_MAX || seq == 0) {
+    if (node_len == 0 || node_len > CLUSTER_SEQ_NODE_MAX || seq == 0) {
         in->untracked++;
         return 0;
     }
-    bp_seq_in_chan_t *c = strmap_get(&in->chans, ch, chlen);
-    bp_seq_origin_t *o = c ? origin_find(c, node, node_len) : NULL;
+    cluster_seq_in_chan_t *c = strmap_get(&in->chans, ch, chlen);
+    cluster_seq_origin_t *o = c ? origin_find(c, node, node_len) : NULL;
     if (!o) {
         o = origin_add(in, ch, chlen, c, node, node_len);
         if (!o) { in->untracked++; return 0; }
@@ -158,12 +158,12 @@ uint64_t bp_seq_in_check(bp_seq_in_t *in, const char *ch, size_t chlen,
     o->seen_ms = now_ms;
     if (trailer ? seq < o->last : seq <= o->last) {
         if (trailer) return 0;                /* a late trailer says nothing new */
-        if (seq == 1 && quiet_ms >= BP_SEQ_OUT_IDLE_MS / 2) {
+        if (seq == 1 && quiet_ms >= CLUSTER_SEQ_OUT_IDLE_MS / 2) {
             o->last = 1;                      /* the publisher's counter started again */
             return 0;
         }
         in->late++;
-        return BP_SEQ_IN_LATE;
+        return CLUSTER_SEQ_IN_LATE;
     }
     /* A message numbered seq follows seq - 1; a trailer repeats the last
      * number sent, so it follows itself. */
@@ -173,26 +173,26 @@ uint64_t bp_seq_in_check(bp_seq_in_t *in, const char *ch, size_t chlen,
     return missing;
 }
 
-static void in_chan_free(bp_seq_in_chan_t *c)
+static void in_chan_free(cluster_seq_in_chan_t *c)
 {
     ws_xfree(c->origins);
     ws_xfree(c->name);
     ws_xfree(c);
 }
 
-void bp_seq_in_forget(bp_seq_in_t *in, const char *ch, size_t chlen)
+void cluster_seq_in_forget(cluster_seq_in_t *in, const char *ch, size_t chlen)
 {
-    bp_seq_in_chan_t *c = strmap_del(&in->chans, ch, chlen);
+    cluster_seq_in_chan_t *c = strmap_del(&in->chans, ch, chlen);
     if (c) in_chan_free(c);
 }
 
 /* Forgets quiet origins; returns 1 when none is left on the channel. */
 static int in_sweep_one(void *value, void *arg)
 {
-    bp_seq_in_chan_t *c = value;
+    cluster_seq_in_chan_t *c = value;
     uint64_t now_ms = *(const uint64_t *)arg;
     for (size_t k = 0; k < c->n;) {
-        if (now_ms - c->origins[k].seen_ms >= BP_SEQ_IN_IDLE_MS) c->origins[k] = c->origins[--c->n];
+        if (now_ms - c->origins[k].seen_ms >= CLUSTER_SEQ_IN_IDLE_MS) c->origins[k] = c->origins[--c->n];
         else k++;
     }
     return c->n == 0;
@@ -203,12 +203,12 @@ static void in_chan_release(void *value)
     in_chan_free(value);
 }
 
-void bp_seq_in_sweep(bp_seq_in_t *in, uint64_t now_ms)
+void cluster_seq_in_sweep(cluster_seq_in_t *in, uint64_t now_ms)
 {
     strmap_sweep(&in->chans, in_sweep_one, in_chan_release, &now_ms);
 }
 
-void bp_seq_in_free(bp_seq_in_t *in)
+void cluster_seq_in_free(cluster_seq_in_t *in)
 {
     for (size_t i = 0; i < in->chans.cap; i++)
         if (in->chans.slots[i].key) in_chan_free(in->chans.slots[i].value);

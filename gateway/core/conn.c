@@ -600,7 +600,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
             c->app->on_disconnect(c, c->close_code, c->app->on_disconnect_ud);
         rooms_leave_all(&s->rooms, &c->member);
         idmap_del(&s->by_id, c->id, c->id_len);
-        cluster_conn_closed(c);
+        hooks_conn_closed(c);
         wsgw_log(WSGW_LOG_DEBUG, "conn_closed", "id=%s remote=%s code=%u", c->id, conn_peer(c),
                  (unsigned)c->close_code);
     }
@@ -624,7 +624,7 @@ void conn_close_now(wsgw_conn_t *c, uint16_t reported_code)
 
 void conn_free(wsgw_conn_t *c)
 {
-    auth_conn_free(c);
+    hooks_conn_free(c);
     if (c->app) {
         for (uint16_t i = 0; i < c->app->n_handlers; i++) ws_xfree(c->app->handlers[i].event);
         ws_xfree(c->app->handlers);
@@ -650,12 +650,9 @@ static int conn_within_rate(wsgw_conn_t *c, size_t len)
         s->metrics.rate_limited_bytes++;
     else
         return 1;
-    if (conn_native(c) || c->codec == CODEC_IRIS) {
-        conn_report_error(c, "rate limited");
-    } else {
-        json_span_t none = { NULL, 0 };
-        protocol_error(c, none, ENVELOPE_E_RATE_LIMITED, "message rate over the limit: message dropped");
-    }
+    const core_codec_t *k = conn_codec(c);
+    if (conn_native(c) || !k->rate_limited) conn_report_error(c, "rate limited");
+    else k->rate_limited(k->ud, c);
     return 0;
 }
 
@@ -670,12 +667,9 @@ static void conn_on_message(wsgw_conn_t *c, const ws_msg_t *m)
         if (!conn_within_rate(c, m->len)) return;
         if (conn_native(c)) {
             c->app->on_message(c, m->data, m->len, m->type == WS_MSG_BINARY, c->app->on_message_ud);
-        } else if (c->codec == CODEC_IRIS) {
-            protocol_iris_on_frame(c, m->data, m->len);   /* Iris ignored the opcode */
-        } else if (m->type == WS_MSG_TEXT) {
-            protocol_on_text(c, m->data, m->len);
         } else {
-            protocol_on_binary(c, m->data, m->len);
+            const core_codec_t *k = conn_codec(c);
+            k->message(k->ud, c, m->data, m->len, m->type == WS_MSG_BINARY);
         }
         return;
     case WS_MSG_PING: {
@@ -948,7 +942,7 @@ void conn_sweep(wsgw_conn_t *c, uint64_t now)
         conn_close_now(c, WS_CLOSE_ABNORMAL);
         return;
     }
-    if (auth_expired(c, now)) return;
+    if (hooks_conn_sweep(c, now)) return;   /* a feature closed it (an expired token) */
     if (cfg->read_timeout_ms && conn_ms_since(now, c->last_read_ms) >= cfg->read_timeout_ms) {
         s->metrics.closes[CLOSE_READ_TIMEOUT]++;
         conn_fail(c, WS_CLOSE_GOING_AWAY, "read timeout");

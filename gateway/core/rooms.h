@@ -35,11 +35,22 @@ struct wsgw_member {
     uint16_t count, cap;
 };
 
+struct wsgw_conn;
+struct envelope_delivery;
+/* A room's delivery filter: 1 delivers d to member c, 0 holds it back
+ * (the feature that set it delivers it later itself, or never).  Set by a
+ * feature that must order what members get (history merging live
+ * messages by offset); d is NULL for raw messages (wsgw_emit_message). */
+typedef int (*wsgw_room_filter_cb)(void *ud, const wsgw_room_t *r, struct wsgw_conn *c,
+                                   const struct envelope_delivery *d);
+
 struct wsgw_room {
     char           *name;      /* NUL-terminated, owned */
     size_t          name_len;
     wsgw_member_t **members;
     uint32_t        count, cap;
+    wsgw_room_filter_cb filter; /* NULL: every member gets everything */
+    void           *filter_ud;
 };
 
 typedef struct wsgw_rooms {

@@ -1,5 +1,5 @@
 /* auth.c — JSON Web Token authentication at the handshake, permissions from
- * token claims, expiry and refresh (docs/protocol.md, "Authentication").
+ * token claims, expiry and refresh (auth.h; docs/protocol.md, "Authentication").
  *
  * With auth_hs256_secret or auth_public_key set, a client must present a
  * token, from (in this order) `Authorization: Bearer <t>`, a
@@ -16,41 +16,84 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
+#include "jwt.h"
 #include "log.h"
 #include "server_int.h"
 #include "ws_status.h"
 
 #define AUTH_CLOSE_EXPIRED 4001
+#define EMIT_ALL (WSGW_EMIT_BROADCAST | WSGW_EMIT_ALL | WSGW_EMIT_ROOM | WSGW_EMIT_CONN)
 
-int auth_init(wsgw_server_t *s, char *err, size_t errlen)
+typedef struct auth {
+    wsgw_server_t *s;
+    int            on;             /* a key is configured: tokens are checked */
+    jwt_keys_t     keys;
+    jwt_policy_t   policy;
+} auth_t;
+
+/* What a verified token said, in the connection's slot. */
+typedef struct conn_auth {
+    char          *user;           /* the token's sub, or NULL */
+    uint64_t       token_exp_s;    /* the token's exp, 0 = none */
+    uint8_t       *claim_rooms;    /* copy of the token's rooms claim (JSON array), or NULL */
+    size_t         claim_rooms_len;
+    unsigned       claim_emit;     /* WSGW_EMIT_* the token allows */
+} conn_auth_t;
+
+/* The slot index: every server of the process registers its features in
+ * the same order (gateway/wsgw_server.c), so it is the same for all. */
+static int auth_slot = -1;
+
+static conn_auth_t *conn_auth(const wsgw_conn_t *c)
 {
-    const wsgw_config_t *cfg = s->cfg;
+    return auth_slot >= 0 ? core_conn_get(c, auth_slot) : NULL;
+}
+
+const char *auth_user(const wsgw_conn_t *c)
+{
+    const conn_auth_t *a = conn_auth(c);
+    return a ? a->user : NULL;
+}
+
+unsigned auth_emit_allowed(const wsgw_conn_t *c)
+{
+    const conn_auth_t *a = conn_auth(c);
+    return a ? a->claim_emit : EMIT_ALL;
+}
+
+static int auth_init(auth_t *au, char *err, size_t errlen)
+{
+    const wsgw_config_t *cfg = au->s->cfg;
     const char *secret = cfg->auth_hs256_secret && cfg->auth_hs256_secret[0] ? cfg->auth_hs256_secret : NULL;
     const char *pem = cfg->auth_public_key && cfg->auth_public_key[0] ? cfg->auth_public_key : NULL;
     if (!secret && !pem) return 0;
-    if (jwt_keys_load(&s->jwt_keys, secret, pem, err, errlen) != 0) return -1;
-    s->auth_on = 1;
-    s->jwt_policy.leeway_s = (uint32_t)(cfg->auth_leeway_ms / 1000);
-    s->jwt_policy.require_exp = cfg->auth_require_exp;   /* refused as "exp claim missing" */
-    s->jwt_policy.check_iat = 1;
-    s->jwt_policy.issuer = cfg->auth_issuer[0] ? cfg->auth_issuer : NULL;
-    s->jwt_policy.audience = cfg->auth_audience[0] ? cfg->auth_audience : NULL;
+    if (jwt_keys_load(&au->keys, secret, pem, err, errlen) != 0) return -1;
+    au->on = 1;
+    au->policy.leeway_s = (uint32_t)(cfg->auth_leeway_ms / 1000);
+    au->policy.require_exp = cfg->auth_require_exp;   /* refused as "exp claim missing" */
+    au->policy.check_iat = 1;
+    au->policy.issuer = cfg->auth_issuer[0] ? cfg->auth_issuer : NULL;
+    au->policy.audience = cfg->auth_audience[0] ? cfg->auth_audience : NULL;
     return 0;
 }
 
-void auth_free(wsgw_server_t *s)
+static void auth_free(void *ud)
 {
-    if (s->auth_on) jwt_keys_free(&s->jwt_keys);
-    s->auth_on = 0;
+    auth_t *au = ud;
+    if (au->on) jwt_keys_free(&au->keys);
+    ws_xfree(au);
 }
 
-void auth_conn_free(wsgw_conn_t *c)
+static void auth_conn_free(void *ud, wsgw_conn_t *c)
 {
-    if (!c->auth) return;
-    ws_xfree(c->auth->user);
-    ws_xfree(c->auth->claim_rooms);
-    ws_xfree(c->auth);
-    c->auth = NULL;
+    (void)ud;
+    conn_auth_t *a = conn_auth(c);
+    if (!a) return;
+    ws_xfree(a->user);
+    ws_xfree(a->claim_rooms);
+    ws_xfree(a);
+    core_conn_set(c, auth_slot, NULL);
 }
 
 /* ---- finding the token ------------------------------------------------------------ */
@@ -110,8 +153,11 @@ static int token_from_query(const wsgw_conn_t *c, const ws_http_request_t *req, 
 
 static void auth_apply(wsgw_conn_t *c, const jwt_claims_t *cl)
 {
-    if (!c->auth) c->auth = ws_xcalloc(1, sizeof *c->auth);
-    conn_auth_t *a = c->auth;
+    conn_auth_t *a = conn_auth(c);
+    if (!a) {
+        a = ws_xcalloc(1, sizeof *a);
+        core_conn_set(c, auth_slot, a);
+    }
     if (cl->has_sub) {
         ws_xfree(a->user);
         a->user = ws_xstrndup(cl->sub, cl->sub_len);
@@ -128,20 +174,25 @@ static void auth_apply(wsgw_conn_t *c, const jwt_claims_t *cl)
         { "broadcast", WSGW_EMIT_BROADCAST }, { "all", WSGW_EMIT_ALL },
         { "room", WSGW_EMIT_ROOM }, { "conn", WSGW_EMIT_CONN },
     };
-    c->claim_emit = 0;
+    a->claim_emit = 0;
     for (size_t i = 0; i < 4; i++)
-        if (jwt_claims_allows_target(cl, kinds[i].kind)) c->claim_emit |= kinds[i].bit;
+        if (jwt_claims_allows_target(cl, kinds[i].kind)) a->claim_emit |= kinds[i].bit;
 }
 
-int auth_handshake(wsgw_conn_t *c, const ws_http_request_t *req)
+/* The handshake hook: 0 (anonymous, or a verified token from a header or
+ * the query), CORE_HS_OFFER_WSGW (a verified token that came as a
+ * "bearer." subprotocol entry: the "wsgw" subprotocol must be selected),
+ * or -1 with a 401 queued. */
+static int auth_handshake(void *ud, wsgw_conn_t *c, const ws_http_request_t *req)
 {
-    wsgw_server_t *s = c->srv;
-    c->claim_emit = WSGW_EMIT_BROADCAST | WSGW_EMIT_ALL | WSGW_EMIT_ROOM | WSGW_EMIT_CONN;
-    if (!s->auth_on) return 0;
+    auth_t *au = ud;
+    wsgw_server_t *s = au->s;
+    if (!au->on) return 0;
     const char *tok = NULL;
     size_t n = 0;
+    int in_protocol = 0;
     int found = token_from_authorization(req, &tok, &n);
-    if (!found && token_from_subprotocol(req, &tok, &n)) found = c->token_in_protocol = 1;
+    if (!found && token_from_subprotocol(req, &tok, &n)) found = in_protocol = 1;
     if (!found) found = token_from_query(c, req, &tok, &n);
     if (!found) {
         if (s->cfg->auth_anonymous) return 0;
@@ -150,7 +201,7 @@ int auth_handshake(wsgw_conn_t *c, const ws_http_request_t *req)
         return -1;
     }
     jwt_claims_t cl;
-    int rc = jwt_verify(&s->jwt_keys, tok, n, &s->jwt_policy, wsgw_now_ms(s) / 1000, &cl);
+    int rc = jwt_verify(&au->keys, tok, n, &au->policy, wsgw_now_ms(s) / 1000, &cl);
     if (rc != JWT_OK) {
         char why[160];
         snprintf(why, sizeof why, "invalid token: %s", jwt_err_str(rc));
@@ -158,7 +209,7 @@ int auth_handshake(wsgw_conn_t *c, const ws_http_request_t *req)
         return -1;
     }
     auth_apply(c, &cl);
-    return 0;
+    return in_protocol ? CORE_HS_OFFER_WSGW : 0;
 }
 
 /* A fresh token's rooms claim takes effect at once: rooms it no longer
@@ -171,22 +222,24 @@ static void auth_leave_forbidden_rooms(wsgw_conn_t *c)
         if (auth_may_join(c, r->name)) continue;
         char msg[ENVELOPE_ROOM_NAME_MAX + 64];
         snprintf(msg, sizeof msg, "left room %s: the refreshed token does not allow it", r->name);
-        rooms_leave(&c->srv->rooms, &c->member, r->name, r->name_len);   /* may free r */
+        core_leave(c, r->name, r->name_len);         /* may free r */
         json_span_t none = { NULL, 0 };
         protocol_error_not_yours(c, none, ENVELOPE_E_FORBIDDEN, msg);
     }
 }
 
 /* {"op":"auth","token":...}: a fresh token for the same user. */
-void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m)
+static void auth_refresh(void *ud, wsgw_conn_t *c, const envelope_msg_t *m, const uint8_t *raw, size_t len)
 {
-    wsgw_server_t *s = c->srv;
-    if (!s->auth_on) {
+    auth_t *au = ud;
+    wsgw_server_t *s = au->s;
+    (void)raw; (void)len;
+    if (!au->on) {
         protocol_error(c, m->id, ENVELOPE_E_UNAUTHORIZED, "authentication is not configured here");
         return;
     }
     jwt_claims_t cl;
-    int rc = jwt_verify(&s->jwt_keys, (const char *)m->token.p, m->token.len, &s->jwt_policy,
+    int rc = jwt_verify(&au->keys, (const char *)m->token.p, m->token.len, &au->policy,
                         wsgw_now_ms(s) / 1000, &cl);
     if (rc != JWT_OK) {
         char why[160];
@@ -195,7 +248,7 @@ void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m)
         protocol_error(c, m->id, ENVELOPE_E_UNAUTHORIZED, why);
         return;
     }
-    const char *user = conn_user(c);
+    const char *user = auth_user(c);
     if (user && (!cl.has_sub || strlen(user) != cl.sub_len || memcmp(user, cl.sub, cl.sub_len) != 0)) {
         protocol_error(c, m->id, ENVELOPE_E_UNAUTHORIZED, "token refused: it names another user");
         return;
@@ -208,23 +261,48 @@ void auth_refresh(wsgw_conn_t *c, const envelope_msg_t *m)
 int auth_may_join(const wsgw_conn_t *c, const char *room)
 {
     json_span_t rooms = { NULL, 0 };
-    if (c->auth) rooms = (json_span_t){ c->auth->claim_rooms, c->auth->claim_rooms_len };
+    const conn_auth_t *a = conn_auth(c);
+    if (a) rooms = (json_span_t){ a->claim_rooms, a->claim_rooms_len };
     return jwt_rooms_allow(rooms, room);
 }
 
 /* From the sweep: a token past its exp (plus leeway) ends the connection.
  * exp may be near 2^64 (the verifier saturates it there): the sum saturates
  * too, as jwt.c's does, or it would wrap to a time long past. */
-int auth_expired(wsgw_conn_t *c, uint64_t now_ms)
+static int auth_expired(void *ud, wsgw_conn_t *c, uint64_t now_ms)
 {
-    if (!c->auth || !c->auth->token_exp_s) return 0;
-    uint64_t exp = c->auth->token_exp_s, leeway = c->srv->cfg->auth_leeway_ms / 1000;
+    (void)ud;
+    const conn_auth_t *a = conn_auth(c);
+    if (!a || !a->token_exp_s) return 0;
+    uint64_t exp = a->token_exp_s, leeway = c->srv->cfg->auth_leeway_ms / 1000;
     uint64_t limit = exp > UINT64_MAX - leeway ? UINT64_MAX : exp + leeway;
     if (now_ms / 1000 < limit) return 0;
     c->srv->metrics.closes[CLOSE_TOKEN_EXPIRED]++;
     char user[JWT_SUB_MAX * 4 + 3];         /* every byte escaped, quotes */
     wsgw_log(WSGW_LOG_INFO, "token_expired", "id=%s user=%s", c->id,
-             c->auth->user ? wsgw_log_value(user, sizeof user, c->auth->user) : "-");
+             a->user ? wsgw_log_value(user, sizeof user, a->user) : "-");
     conn_fail(c, AUTH_CLOSE_EXPIRED, "token expired");
     return 1;
+}
+
+int auth_attach(wsgw_server_t *s, protocol_t *p, char *err, size_t errlen)
+{
+    auth_t *au = ws_xcalloc(1, sizeof *au);
+    au->s = s;
+    core_hooks_t h = {
+        .name = "auth", .ud = au, .handshake = auth_handshake, .conn_sweep = auth_expired,
+        .conn_free = auth_conn_free, .free = auth_free,
+    };
+    int slot = core_conn_slot(s);
+    if (slot < 0 || (auth_slot >= 0 && slot != auth_slot) || core_register(s, &h) != 0) {
+        ws_xfree(au);
+        snprintf(err, errlen, "auth: no connection slot or hook left");
+        return -1;
+    }
+    auth_slot = slot;
+    if (p && protocol_op_register(p, "auth", auth_refresh, au) != 0) {
+        snprintf(err, errlen, "auth: the envelope op table is full");
+        return -1;
+    }
+    return auth_init(au, err, errlen);
 }

@@ -118,13 +118,22 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
 {
     wsgw_server_t *s = c->srv;
     const wsgw_config_t *cfg = s->cfg;
-    size_t plen = strlen(cfg->path), ilen = strlen(cfg->iris_path);
-    if (ilen && req->path_len == ilen && memcmp(req->path, cfg->iris_path, ilen) == 0) {
-        c->codec = CODEC_IRIS;
-    } else if (req->path_len != plen || memcmp(req->path, cfg->path, plen) != 0) {
+    /* The codec is chosen by the path: the first one registered serves
+     * `path`, the others their own (iris_path). */
+    size_t plen = strlen(cfg->path);
+    int codec = -1;
+    for (size_t i = 1; i < s->n_codecs && codec < 0; i++) {
+        const char *kp = s->codecs[i]->path;
+        size_t klen = kp ? strlen(kp) : 0;
+        if (klen && req->path_len == klen && memcmp(req->path, kp, klen) == 0) codec = (int)i;
+    }
+    if (codec < 0 && s->n_codecs && req->path_len == plen && memcmp(req->path, cfg->path, plen) == 0)
+        codec = 0;
+    if (codec < 0) {
         handshake_refuse(c, 404, "no WebSocket endpoint at this path", HS_FAIL_NOT_FOUND);
         return;
     }
+    c->codec = (uint8_t)codec;
     ws_handshake_t hs;
     int rc = ws_handshake_validate(req, &hs);
     if (rc != WS_OK) {
@@ -150,10 +159,12 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
         handshake_refuse(c, 403, "origin not allowed", HS_FAIL_ORIGIN);
         return;
     }
-    if (auth_handshake(c, req) != 0) {            /* 401 already queued */
+    int hs_flags = hooks_handshake(c, req);
+    if (hs_flags < 0) {                           /* refused: 401 already queued */
         set_no_req(c);
         return;
     }
+    c->offer_wsgw = (hs_flags & CORE_HS_OFFER_WSGW) != 0;
     char id[128];
     size_t id_len;
     if (s->id_gen) id_len = s->id_gen(c, id, sizeof id, s->id_gen_ud);
@@ -173,7 +184,7 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     int proto = ws_handshake_select_subprotocol(req, (const char *const *)cfg->subprotocols.v,
                                                 cfg->subprotocols.n);
     c->subprotocol = proto >= 0 && proto < SUBPROTO_WSGW - 1 ? (uint8_t)(proto + 1) : SUBPROTO_NONE;
-    if (!c->subprotocol && c->token_in_protocol) {
+    if (!c->subprotocol && c->offer_wsgw) {
         /* A browser that offered protocols fails the handshake unless one
          * is selected, and the bearer entry must not be echoed: the
          * convention is to offer "wsgw" beside it, which is selected. */
@@ -212,22 +223,19 @@ static void handshake_upgrade(wsgw_conn_t *c, ws_http_request_t *req, size_t hdr
     idmap_put(&s->by_id, c);   /* unique: checked above */
     s->metrics.connections_total++;
     c->opened = 1;
-    cluster_conn_opened(c);
+    hooks_conn_opened(c);
     wsgw_log(WSGW_LOG_DEBUG, "conn_open", "id=%s remote=%s compression=%d", c->id, conn_peer(c), c->pmd);
     if (s->on_connection) s->on_connection(c, s->on_connection_ud);
     set_no_req(c);
     if (c->state != CONN_OPEN) return;      /* disconnected inside on_connection */
-    if (c->codec == CODEC_IRIS) protocol_iris_open(c);   /* Iris has no welcome */
-    else if (!conn_native(c)) {
-        /* With Redis the welcome goes once P:conn:<id> is subscribed, and
-         * it is the first answer: the frames that came with the request,
-         * and any queued after the welcome, wait for it (conn_hold). */
-        size_t before = c->outq.bytes;            /* the 101, what on_connection sent */
-        protocol_welcome(c);
-        if (c->state == CONN_OPEN && cluster_after_sync(c, (json_span_t){ NULL, 0 }, 1)) {
-            conn_hold(c, before, hdr_len);
-            return;
-        }
+    /* The codec's opening (the welcome; Iris' rooms).  A feature may hold
+     * the first answer (with Redis, until P:conn:<id> is subscribed): the
+     * frames that came with the request, and any queued after it, wait for
+     * it (conn_hold). */
+    size_t before = c->outq.bytes;                /* the 101, what on_connection sent */
+    if (hooks_open(c)) {
+        conn_hold(c, before, hdr_len);
+        return;
     }
 
     /* Frames that arrived with the request: feed them, then drop the buffer. */

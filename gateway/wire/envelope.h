@@ -100,6 +100,9 @@ typedef struct envelope_msg {
     json_span_t       data;     /* emit: the raw value, byte-exact; "null" when absent */
     json_span_t       id;       /* raw token (quotes kept for a string); len 0 = none */
     json_span_t       token;    /* auth: the JWT, between the quotes (no escapes) */
+    json_span_t       op_name;  /* op as written (between the quotes), once it was read: with
+                                   ENVELOPE_E_UNKNOWN_OP, an op the decoder does not know, which
+                                   the caller may handle itself from the raw input */
     const char       *err_field;  /* on error: the member concerned ("op", "room", ...) or NULL */
     size_t            err_offset; /* BAD_JSON / TOO_DEEP: byte offset in the input */
     uint8_t           _event_buf[ENVELOPE_EVENT_NAME_MAX];
@@ -156,6 +159,9 @@ typedef struct envelope_delivery {
 
 size_t envelope_delivery_size(const envelope_delivery_t *d);
 size_t envelope_delivery_write(const envelope_delivery_t *d, uint8_t *dst);
+/* The same without the closing brace (envelope_delivery_size() - 1
+ * bytes), for a payload that adds members of its own (nodemsg.h). */
+size_t envelope_delivery_members_write(const envelope_delivery_t *d, uint8_t *dst);
 
 /* {"op":"ack","id":<raw id>}   ("id" omitted when id.len == 0) */
 size_t envelope_ack_size(json_span_t id);
@@ -177,5 +183,9 @@ size_t envelope_welcome_write(json_span_t conn, uint64_t max_message_size, uint8
  * escapes, and a writer that returns the end of what it wrote. */
 size_t envelope_json_string_size(json_span_t s);
 uint8_t *envelope_json_string_put(uint8_t *dst, json_span_t s);
+/* The same without the quotes: escaping is byte by byte, so the escapes of
+ * two strings side by side are the escape of the two joined. */
+size_t envelope_json_escaped_size(json_span_t s);
+uint8_t *envelope_json_escaped_put(uint8_t *dst, json_span_t s);
 
 #endif
