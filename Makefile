@@ -279,7 +279,7 @@ soak: deps $(B)/wsgw
 # ---- dependencies -----------------------------------------------------------
 DEB_PKGS := build-essential libev-dev libhiredis-dev libssl-dev zlib1g-dev \
             clang libclang-rt-14-dev redis-server python3-websockets python3-pytest python3-redis \
-            openssl iproute2 procps chromium haproxy docker-compose
+            openssl iproute2 iptables procps chromium haproxy docker-compose
 # Node and npm count as present when their commands are there too: a Node
 # package from elsewhere (NodeSource's nodejs bundles npm) must not be
 # "completed" with Debian's npm, which depends on Debian's nodejs.
