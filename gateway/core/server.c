@@ -325,7 +325,6 @@ wsgw_server_t *core_server_new(struct ev_loop *loop, const wsgw_config_t *cfg,
 }
 
 
-
 void wsgw_server_on_connection(wsgw_server_t *s, wsgw_connection_cb cb, void *ud)
 {
     s->on_connection = cb;
